@@ -1,4 +1,3 @@
-# noqa: D212, D415
 """Escape Room ER(N, M): a one-room social dilemma where someone must pull the lever so that others escape.
 
 | Property      | Value                                                                          |
@@ -15,13 +14,14 @@
 |               | ``max_steps`` steps                                                           |
 
 Rules (Yang et al. 2022, identical to LIO's ``room_symmetric``): every agent picks a target position and
-teleports there at the end of the step. The door is open this step iff at least ``min_at_lever`` agents choose the
-lever (action 0). Rewards are computed from the *pre-move* position ``p_i``: +10 if the door is open and
-``a_i == 2`` (even when already at the door), otherwise 0 if ``a_i == p_i`` and -1 if the agent moved. The episode
-terminates when the door is open and some agent's new position is the door.
+teleports there at the end of the step. The door is open this step iff at least ``min_at_lever`` agents choose
+the lever (action 0). Rewards are computed from the *pre-move* position ``p_i``: +10 if the door is open and
+``a_i == 2`` (even when already at the door), otherwise 0 if ``a_i == p_i`` and -1 if the agent moved. The
+episode terminates when the door is open and some agent's new position is the door.
 
-The social optimum is reached in one step: M agents go to the lever (-1 each) and N - M go to the door (+10 each),
-so the best social welfare is ``optimal_welfare(N, M) = 10 (N - M) - M`` (28 for ER(5, 2), 9 for ER(2, 1)).
+The social optimum is reached in one step: M agents go to the lever (-1 each) and N - M go to the door (+10
+each), so the best social welfare is ``optimal_welfare(N, M) = 10 (N - M) - M`` (28 for ER(5, 2), 9 for
+ER(2, 1)).
 
 ### Arguments
 ``pettingzoo.make("parallel", "incentive_envs/escape_room-v0", n_agents=5, min_at_lever=2, max_steps=5,
@@ -47,7 +47,7 @@ from gymnasium.utils import EzPickle, seeding
 from numpy.typing import NDArray
 from pettingzoo import AECEnv, ParallelEnv
 
-from incentive_envs._validation import check_joint_action, check_positive_int, coerce_discrete, require_started
+from incentive_envs._validation import check_positive_int, coerce_joint_discrete, require_started
 
 __all__ = ["EscapeRoomEnv", "env", "optimal_welfare", "parallel_env", "raw_env"]
 
@@ -109,6 +109,7 @@ class EscapeRoomEnv(ParallelEnv[str, NDArray[np.float32], int], EzPickle):
         self._obs_space = spaces.Box(0.0, 1.0, shape=(dim,), dtype=np.float32)
         self.state_space = spaces.Box(0.0, 1.0, shape=(dim,), dtype=np.float32)
         self._act_space = spaces.Discrete(N_POSITIONS)
+        self._act_spaces = [self._act_space] * self.n_agents
         self.np_random, _ = seeding.np_random(None)
         self.agents: list[str] = []
         self._positions = np.full(self.n_agents, START, dtype=np.int64)
@@ -152,8 +153,7 @@ class EscapeRoomEnv(ParallelEnv[str, NDArray[np.float32], int], EzPickle):
         if self._started and not self.agents and not actions:
             return {}, {}, {}, {}, {}  # PettingZoo convention: step({}) on a finished env is a no-op
         require_started(self._started, self.agents)
-        check_joint_action(actions, self.agents, self.action_space)
-        acts = np.array([coerce_discrete(a, actions[a], self._act_space) for a in self.agents], dtype=np.int64)
+        acts = np.array(coerce_joint_discrete(actions, self.agents, self._act_spaces), dtype=np.int64)
 
         door_open = int(np.count_nonzero(acts == LEVER)) >= self.min_at_lever
         rewards_arr = np.where(acts == self._positions, 0.0, MOVE_COST)
@@ -170,7 +170,8 @@ class EscapeRoomEnv(ParallelEnv[str, NDArray[np.float32], int], EzPickle):
         terms = {a: terminated for a in self.agents}
         truncs = {a: truncated for a in self.agents}
         infos = {
-            a: {"position": int(self._positions[i]), "door_open": door_open} for i, a in enumerate(self.agents)
+            a: {"position": int(self._positions[i]), "door_open": door_open}
+            for i, a in enumerate(self.agents)
         }
         if terminated or truncated:
             self.agents = []
@@ -194,7 +195,8 @@ class EscapeRoomEnv(ParallelEnv[str, NDArray[np.float32], int], EzPickle):
     def render(self) -> str | None:
         if self.render_mode is None:
             return None
-        pos = ", ".join(f"{a}@{_NAMES[p]}" for a, p in zip(self.possible_agents, self._positions))
+        where = zip(self.possible_agents, self._positions, strict=True)
+        pos = ", ".join(f"{a}@{_NAMES[p]}" for a, p in where)
         text = f"step {self._steps}: {pos}; door {'open' if self._last_door_open else 'closed'}"
         if self.render_mode == "human":
             print(text)

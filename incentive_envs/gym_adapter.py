@@ -24,6 +24,8 @@ from gymnasium import spaces
 from gymnasium.utils import seeding
 from pettingzoo import ParallelEnv
 
+from incentive_envs._validation import check_agent_set
+
 __all__ = ["AgentPolicy", "JointActionEnv", "SingleAgentEnv"]
 
 AgentPolicy = Callable[[Any, np.random.Generator], Any]
@@ -44,7 +46,8 @@ def _joint_obs_space(par: ParallelEnv) -> tuple[spaces.Space[Any], Callable[[Map
         space: spaces.Space[Any] = spaces.Box(low, high, dtype=first.dtype)
 
         def encode_image(obs: Mapping[str, Any]) -> Any:
-            return np.concatenate([_obs_or_zeros(obs, a, s) for a, s in zip(agents, subs)], axis=-1)
+            parts = [_obs_or_zeros(obs, a, s) for a, s in zip(agents, subs, strict=True)]
+            return np.concatenate(parts, axis=-1)
 
         return space, encode_image
     if same_box:
@@ -53,13 +56,14 @@ def _joint_obs_space(par: ParallelEnv) -> tuple[spaces.Space[Any], Callable[[Map
         space = spaces.Box(low, high, dtype=first.dtype)
 
         def encode_flat(obs: Mapping[str, Any]) -> Any:
-            return np.concatenate([_obs_or_zeros(obs, a, s).reshape(-1) for a, s in zip(agents, subs)])
+            parts = [_obs_or_zeros(obs, a, s).reshape(-1) for a, s in zip(agents, subs, strict=True)]
+            return np.concatenate(parts)
 
         return space, encode_flat
-    space = spaces.Dict({a: s for a, s in zip(agents, subs)})
+    space = spaces.Dict({a: s for a, s in zip(agents, subs, strict=True)})
 
     def encode_dict(obs: Mapping[str, Any]) -> Any:
-        return {a: _obs_or_zeros(obs, a, s) for a, s in zip(agents, subs)}
+        return {a: _obs_or_zeros(obs, a, s) for a, s in zip(agents, subs, strict=True)}
 
     return space, encode_dict
 
@@ -76,7 +80,9 @@ def _obs_or_zeros(obs: Mapping[str, Any], agent: str, space: spaces.Space[Any]) 
 class _ParallelView(gym.Env[Any, Any]):
     """Common plumbing: owns the parallel env, forwards seeding, rendering and closing."""
 
-    def __init__(self, make_parallel: Callable[..., ParallelEnv], render_mode: str | None, **kwargs: Any) -> None:
+    def __init__(
+        self, make_parallel: Callable[..., ParallelEnv], render_mode: str | None, **kwargs: Any
+    ) -> None:
         self.parallel = make_parallel(**kwargs)
         modes = list(self.parallel.metadata.get("render_modes", []))
         if render_mode is not None and render_mode not in modes:
@@ -102,7 +108,7 @@ class _ParallelView(gym.Env[Any, Any]):
 class JointActionEnv(_ParallelView):
     """Centralised view: the action names every agent's action, the reward is the sum of agents' rewards.
 
-    ``info["rewards"]`` holds the per-agent rewards of the step and ``info["agent_infos"]`` the per-agent infos.
+    ``info["rewards"]`` holds the per-agent rewards of the step, ``info["agent_infos"]`` the per-agent infos.
     """
 
     def __init__(
@@ -112,25 +118,47 @@ class JointActionEnv(_ParallelView):
         self.agents = list(self.parallel.possible_agents)
         acts = [self.parallel.action_space(a) for a in self.agents]
         if all(isinstance(s, spaces.Discrete) for s in acts):
-            self.action_space = spaces.MultiDiscrete([int(s.n) for s in acts], start=[int(s.start) for s in acts])
-            self._decode = lambda act: {a: int(x) for a, x in zip(self.agents, np.asarray(act))}
+            self.action_space = spaces.MultiDiscrete(
+                [int(s.n) for s in acts], start=[int(s.start) for s in acts]
+            )
+            self._decode = lambda act: {a: int(x) for a, x in zip(self.agents, np.asarray(act), strict=True)}
         else:
-            self.action_space = spaces.Dict({a: s for a, s in zip(self.agents, acts)})
-            self._decode = lambda act: {a: act[a] for a in self.agents}
+            self.action_space = spaces.Dict({a: s for a, s in zip(self.agents, acts, strict=True)})
+            self._decode = self._decode_dict
         self.observation_space, self._encode = _joint_obs_space(self.parallel)
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[Any, dict[str, Any]]:
         super().reset(seed=seed)
         obs, infos = self.parallel.reset(seed=seed, options=options)
         self._last_obs = dict(obs)
         return self._encode(obs), {"agent_infos": infos}
 
+    def _decode_dict(self, action: Mapping[str, Any]) -> dict[str, Any]:
+        check_agent_set(action, self.agents)
+        return dict(action)
+
     def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
-        if not self.action_space.contains(np.asarray(action) if not isinstance(action, Mapping) else action):
-            raise ValueError(f"joint action {action!r} is outside {self.action_space}")
-        joint = self._decode(action)
         live = list(self.parallel.agents)
-        obs, rewards, terms, truncs, infos = self.parallel.step({a: joint[a] for a in live})
+        if not live:
+            raise RuntimeError(
+                "step() called before reset() or after the episode finished; call reset() first"
+            )
+        if isinstance(self.action_space, spaces.MultiDiscrete):
+            arr = np.asarray(action)
+            # MultiDiscrete.contains casts bools (and integral floats from lists) silently; demand integers.
+            if not np.issubdtype(arr.dtype, np.integer) or not self.action_space.contains(arr):
+                raise ValueError(
+                    f"joint action {action!r} (dtype {arr.dtype}, shape {arr.shape}) is not an integer "
+                    f"element of {self.action_space}"
+                )
+        elif not isinstance(action, Mapping):
+            raise ValueError(
+                f"joint action must be a dict keyed by agent for {self.action_space}, got {action!r}"
+            )
+        joint = self._decode(action)
+        obs, rewards, terms, _, infos = self.parallel.step({a: joint[a] for a in live})
         self._last_obs.update(obs)
         terminated = bool(live) and all(terms.get(a, False) for a in live)
         truncated = (not terminated) and not self.parallel.agents
@@ -182,13 +210,17 @@ class SingleAgentEnv(_ParallelView):
         policies = dict(policies or {})
         unknown = sorted(set(policies) - set(agents) - {self.learner})
         if unknown or self.learner in policies:
-            raise KeyError(f"policies given for unknown agents or for the learner: {unknown or [self.learner]}")
+            raise KeyError(
+                f"policies given for unknown agents or for the learner: {unknown or [self.learner]}"
+            )
         self.policies = policies
         self.action_space = self.parallel.action_space(self.learner)
         self.observation_space = self.parallel.observation_space(self.learner)
         self._policy_rng, _ = seeding.np_random(None)
 
-    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[Any, dict[str, Any]]:
         super().reset(seed=seed)
         if seed is not None:
             self._policy_rng, _ = seeding.np_random(seed + 1)
@@ -199,7 +231,9 @@ class SingleAgentEnv(_ParallelView):
     def _other_action(self, agent: str) -> Any:
         policy = self.policies.get(agent)
         if policy is None:
-            return uniform_random_policy(self._last_obs.get(agent), self._policy_rng, self.parallel.action_space(agent))
+            return uniform_random_policy(
+                self._last_obs.get(agent), self._policy_rng, self.parallel.action_space(agent)
+            )
         return policy(self._last_obs.get(agent), self._policy_rng)
 
     def step(self, action: Any) -> tuple[Any, SupportsFloat, bool, bool, dict[str, Any]]:
