@@ -1,0 +1,65 @@
+"""Iterated chicken (hawk-dove): each player wants the other to yield, and a crash is worst for both.
+
+| Property      | Value                                                                      |
+|---------------|----------------------------------------------------------------------------|
+| IDs           | ``incentive_envs/chicken-v0`` (PettingZoo), ``incentive_envs/Chicken-v0``  |
+|               | and ``incentive_envs/ChickenSingleAgent-v0`` (Gymnasium views)             |
+| Agents        | ``player_0``, ``player_1``                                                 |
+| Actions       | ``Discrete(2)``: 0 swerve, 1 straight                                      |
+| Observations  | ``Box(0, 1, (6,), float32)``: one-hot own last action, then the other's;   |
+|               | slot 2 of each block means "no previous round"                             |
+| State         | ``Box(0, 1, (6,), float32)``: player 0's last action block, then player 1's |
+| Rewards       | the payoff table below                                                     |
+| Episode end   | truncated after ``max_cycles`` rounds; never terminated                    |
+
+Payoffs ``(R, S, T, P) = (0, -1, 1, -10)``: T > R > S > P. The pure Nash equilibria are the two
+asymmetric outcomes (one swerves, one goes straight); mutual swerving maximises welfare among symmetric
+outcomes, and mutual straight is a disaster. Row player 0, column player 1, entries ``(r0, r1)``:
+
+|            | swerve     | straight   |
+|------------|------------|------------|
+| swerve     | 0, 0       | -1, 1      |
+| straight   | 1, -1      | -10, -10   |
+
+This is :class:`incentive_envs.matrix_game.MatrixGameEnv` with the table fixed to ``GAME``; the boundary
+semantics and observation encoding are documented there. Use ``matrix_game`` with
+``MatrixGame.symmetric_2x2(...)`` for other values.
+
+### Arguments
+``pettingzoo.make("parallel", "incentive_envs/chicken-v0", max_cycles=100, render_mode=None)``
+
+- ``max_cycles``: number of rounds per episode.
+- ``render_mode``: ``"ansi"`` (returns a string) or ``"human"`` (prints it).
+
+### Version History
+* v0: initial release.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from pettingzoo import AECEnv
+
+from incentive_envs._aec import aec_from_parallel, checked_aec
+from incentive_envs.matrix_game import DEFAULT_MAX_CYCLES, MatrixGame, MatrixGameEnv
+
+__all__ = ["GAME", "PAYOFFS", "env", "parallel_env", "raw_env"]
+
+PAYOFFS: Final = (0.0, -1.0, 1.0, -10.0)  # (R, S, T, P)
+GAME: Final = MatrixGame.symmetric_2x2(*PAYOFFS, action_names=("swerve", "straight"), name="chicken")
+
+
+def parallel_env(max_cycles: int = DEFAULT_MAX_CYCLES, render_mode: str | None = None) -> MatrixGameEnv:
+    """The iterated chicken game as a PettingZoo ``ParallelEnv``."""
+    return MatrixGameEnv(GAME, max_cycles=max_cycles, render_mode=render_mode)
+
+
+def raw_env(**kwargs: Any) -> AECEnv:
+    """The iterated chicken game as an AEC env (converted from the parallel implementation)."""
+    return aec_from_parallel(parallel_env(**kwargs))
+
+
+def env(**kwargs: Any) -> AECEnv:
+    """The iterated chicken game as an AEC env with order enforcement and action checks."""
+    return checked_aec(raw_env(**kwargs))
