@@ -1,0 +1,189 @@
+"""Command line: ``python -m designer train|compare|resume|transfer ...`` (also the ``incentive-design`` script).
+
+``train`` runs one algorithm on one task for one or more seeds; ``compare`` runs several algorithms side by side
+and prints the results table (mean ± std over seeds, episodes to 95% of the optimum); ``resume`` continues a
+checkpoint; ``transfer`` trains SB3 agents under a frozen learned incentive (needs the ``sb3`` extra).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from designer.config import DesignerConfig, TrainConfig
+from designer.tasks import TASKS, make_task
+from designer.trainer import Trainer
+
+__all__ = ["build_parser", "main", "results_table", "run_compare"]
+
+ALGORITHMS = ("metagrad", "metagrad_m2", "dual_rl", "amd", "fixed", "none")
+
+
+def _task_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    kwargs: dict[str, Any] = json.loads(args.task_kwargs) if args.task_kwargs else {}
+    if args.task == "escape_room":
+        kwargs.setdefault("n_agents", args.n_agents)
+        kwargs.setdefault("min_at_lever", args.min_at_lever)
+    return kwargs
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--task", default="escape_room", choices=sorted(TASKS), help="the game")
+    p.add_argument("--n-agents", type=int, default=5, help="Escape Room N")
+    p.add_argument("--min-at-lever", type=int, default=2, help="Escape Room M")
+    p.add_argument("--task-kwargs", default="", help="JSON dict of extra task arguments")
+    p.add_argument("--episodes", type=int, default=None, help="training episodes (default: task's)")
+    p.add_argument("--batch-episodes", type=int, default=1, help="episodes per inner update (B)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0], help="one run per seed")
+    p.add_argument("--eval-period", type=int, default=100)
+    p.add_argument("--eval-episodes", type=int, default=10)
+    p.add_argument("--checkpoint-period", type=int, default=0)
+    p.add_argument("--out", default="runs", help="output folder (logs, checkpoints, plots)")
+    p.add_argument("--tensorboard", action="store_true", help="also write TensorBoard logs")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--designer-json", default="", help="JSON dict of DesignerConfig overrides")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m designer", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p_train = sub.add_parser("train", help="train one algorithm")
+    _add_common(p_train)
+    p_train.add_argument("--algorithm", default="metagrad", choices=ALGORITHMS)
+    p_cmp = sub.add_parser("compare", help="train several algorithms and print the results table")
+    _add_common(p_cmp)
+    p_cmp.add_argument("--algorithms", nargs="+", default=["metagrad", "none"], choices=ALGORITHMS)
+    p_res = sub.add_parser("resume", help="continue a checkpoint")
+    p_res.add_argument("checkpoint")
+    p_res.add_argument("--episodes", type=int, default=None, help="new total budget")
+    p_res.add_argument("--no-progress", action="store_true")
+    try:
+        from designer.transfer import add_transfer_subcommand
+    except ImportError:  # the sb3 extra is optional
+        pass
+    else:
+        add_transfer_subcommand(sub)
+    return parser
+
+
+DEFAULT_EPISODES = {"escape_room": 20000}
+
+
+def _designer_config(args: argparse.Namespace, algorithm: str, base: DesignerConfig) -> DesignerConfig:
+    overrides: dict[str, Any] = json.loads(args.designer_json) if args.designer_json else {}
+    if algorithm == "amd":
+        overrides.setdefault("output", "agent")
+    if algorithm == "fixed" and "fixed_values" not in overrides:
+        raise SystemExit("--algorithm fixed needs --designer-json '{\"fixed_values\": [...]}'")
+    overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
+    return replace(base, algorithm=algorithm, **overrides)
+
+
+def run_one(args: argparse.Namespace, algorithm: str, seed: int) -> Trainer:
+    """Train ``algorithm`` with ``seed`` as the parsed arguments say; writes to ``<out>/<task>/<algo>/seed<k>``."""
+    kwargs = _task_kwargs(args)
+    task = make_task(args.task, **kwargs)
+    episodes = args.episodes or DEFAULT_EPISODES.get(args.task, 5000)
+    out = Path(args.out) / _run_name(args.task, kwargs) / algorithm / f"seed{seed}"
+    cfg = TrainConfig(
+        task=args.task, task_kwargs=kwargs, episodes=episodes, batch_episodes=args.batch_episodes, seed=seed,
+        eval_period=args.eval_period, eval_episodes=args.eval_episodes, checkpoint_period=args.checkpoint_period,
+        out_dir=str(out), tensorboard=args.tensorboard, progress=not args.no_progress,
+    )
+    trainer = Trainer(cfg, designer=_designer_config(args, algorithm, task.designer), task=task)
+    trainer.train()
+    _plot_run(trainer, out / "learning_curve.png")
+    return trainer
+
+
+def _run_name(task: str, kwargs: dict[str, Any]) -> str:
+    if task == "escape_room":
+        return f"er_n{kwargs.get('n_agents', 5)}_m{kwargs.get('min_at_lever', 2)}"
+    return task
+
+
+def _final(trainer: Trainer, last: int = 5) -> dict[str, float]:
+    """Mean over the last ``last`` evaluations (smooths evaluation noise)."""
+    hist = trainer.progress.history[-last:]
+    return {k: float(np.mean([getattr(h, k) for h in hist])) for k in ("welfare", "incentives", "net")}
+
+
+def results_table(results: dict[str, list[Trainer]], optimum: float | None) -> str:
+    """Markdown table: welfare, incentives paid, designer net (mean ± std over seeds) and episodes to 95%."""
+    lines = [
+        "| algorithm | welfare | % of optimum | incentives paid | designer net | seeds ≥95% | episodes to 95% |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for algo, trainers in results.items():
+        finals = [_final(t) for t in trainers]
+        w = np.array([f["welfare"] for f in finals])
+        inc = np.array([f["incentives"] for f in finals])
+        net = np.array([f["net"] for f in finals])
+        pct = f"{100 * w.mean() / optimum:.1f}%" if optimum else "n/a"
+        hits = [t.episodes_to(0.95) for t in trainers]
+        reached = [h for h in hits if h is not None]
+        n_ok = sum(1 for wi in w if optimum and wi >= 0.95 * optimum)
+        to95 = f"{np.mean(reached):.0f} ± {np.std(reached):.0f}" if reached else "never"
+        lines.append(
+            f"| {algo} | {w.mean():.2f} ± {w.std():.2f} | {pct} | {inc.mean():.2f} ± {inc.std():.2f} | "
+            f"{net.mean():.2f} ± {net.std():.2f} | {n_ok}/{len(trainers)} | {to95} |"
+        )
+    return "\n".join(lines)
+
+
+def _plot_run(trainer: Trainer, path: Path) -> None:
+    try:
+        from designer.plots import plot_learning_curves
+    except ImportError:  # matplotlib is the optional "plot" extra
+        return
+    plot_learning_curves({trainer.designer_config.algorithm: [trainer]}, path, optimum=trainer.task.optimum)
+
+
+def run_compare(args: argparse.Namespace, algorithms: Sequence[str]) -> dict[str, list[Trainer]]:
+    results = {algo: [run_one(args, algo, seed) for seed in args.seeds] for algo in algorithms}
+    task = next(iter(results.values()))[0].task
+    table = results_table(results, task.optimum)
+    out = Path(args.out) / _run_name(args.task, _task_kwargs(args))
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.md").write_text(table + "\n")
+    try:
+        from designer.plots import plot_learning_curves
+
+        plot_learning_curves(results, out / "comparison.png", optimum=task.optimum)
+        print(f"plot: {out / 'comparison.png'}")
+    except ImportError:
+        pass
+    print(table)
+    print(f"table: {out / 'results.md'}")
+    return results
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "train":
+        run_compare(args, [args.algorithm])
+    elif args.command == "compare":
+        run_compare(args, args.algorithms)
+    elif args.command == "resume":
+        overrides: dict[str, Any] = {"progress": not args.no_progress}
+        if args.episodes:
+            overrides["episodes"] = args.episodes
+        trainer = Trainer.resume(args.checkpoint, **overrides)
+        trainer.train()
+        print(trainer.progress.history[-1])
+    elif args.command == "transfer":
+        from designer.transfer import run_transfer
+
+        run_transfer(args)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,288 @@
+"""Collect episodes through the incentive wrapper into a :class:`~designer.batch.Batch`.
+
+The designer never touches an env directly: each of the B envs is an ``IncentiveWrapper`` around the task's
+PettingZoo game, and per step the wrapper's ``last_context`` gives the designer's observation, the joint action
+and the env rewards, while the incentive function's ``last_inputs`` give the exact inputs it was evaluated on,
+so the payments can be recomputed with gradients later.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from designer.batch import Batch
+from designer.learners import action_log_probs
+from wrappers import IncentiveWrapper, StepContext
+
+__all__ = ["EpisodeStats", "RolloutWorker", "obs_array"]
+
+Policy = Callable[[Tensor], Tensor]
+
+
+@dataclass(frozen=True)
+class EpisodeStats:
+    """Per-episode outcome as the paper reports it (method.md §6.1)."""
+
+    welfare: float
+    incentives: float
+    steps: int
+    env_returns: tuple[float, ...]
+    incentive_returns: tuple[float, ...]
+
+    @property
+    def net(self) -> float:
+        """Designer net return: welfare minus incentives paid."""
+        return self.welfare - self.incentives
+
+
+def obs_array(obs: Any, dtype: np.dtype[Any] | None = None) -> np.ndarray:
+    """One agent's observation as an array (Dict observations must be flattened by the task)."""
+    return np.asarray(obs, dtype=dtype)
+
+
+class RolloutWorker:
+    """Steps B wrapped envs in lockstep with a batched policy and records everything the learners need.
+
+    Args:
+        envs: the wrapped envs (B of them), already seeded once by the caller.
+        agents: the agent order used on dim N of every tensor.
+        features_of: ``(ctx) -> (features, slots)`` of the designer's incentive inputs for the step, or None
+            when there is no learnable designer (features are then empty).
+        designer_reward: ``(ctx) -> float``, the designer's own per-step reward (e.g. social welfare).
+        state_of: ``(ctx) -> flat array``, the designer's observation (for a designer critic).
+        obs_of: ``(agent_obs) -> array``, how an agent's observation becomes a tensor row.
+        action_mask_of: optional ``(agent, obs, info) -> mask`` of allowed actions.
+    """
+
+    def __init__(
+        self,
+        envs: Sequence[IncentiveWrapper],
+        agents: Sequence[str],
+        *,
+        features_of: Callable[[StepContext], tuple[np.ndarray, dict[str, int]]] | None,
+        designer_reward: Callable[[StepContext], float],
+        state_of: Callable[[StepContext], np.ndarray],
+        obs_of: Callable[[Any], np.ndarray] = obs_array,
+        action_mask_of: Callable[[str, Any, dict[str, Any]], np.ndarray] | None = None,
+    ) -> None:
+        if not envs:
+            raise ValueError("RolloutWorker needs at least one env")
+        self.envs = list(envs)
+        self.agents = list(agents)
+        self.features_of = features_of
+        self.designer_reward = designer_reward
+        self.state_of = state_of
+        self.obs_of = obs_of
+        self.action_mask_of = action_mask_of
+
+    def collect(self, policy: Policy, epsilon: float, generator: torch.Generator) -> tuple[Batch, list[EpisodeStats]]:
+        """Run one episode in every env with ``policy`` (logits from ``[B, N, *obs]``) and return the batch."""
+        n_agents = len(self.agents)
+        b = len(self.envs)
+        live = [True] * b
+        obs_dicts: list[dict[str, Any]] = []
+        masks_now: list[dict[str, np.ndarray]] = []
+        for env in self.envs:
+            obs, infos = env.reset()
+            obs_dicts.append(obs)
+            masks_now.append(self._masks(obs, infos))
+        steps: list[dict[str, Any]] = []
+        final_states: list[np.ndarray | None] = [None] * b
+        while any(live):
+            obs_t = np.stack([self._obs_row(o) for o in obs_dicts])
+            obs_tensor = torch.as_tensor(obs_t)
+            mask_t = self._mask_rows(masks_now) if self.action_mask_of is not None else None
+            with torch.no_grad():
+                logits = policy(obs_tensor)
+                actions, logp = _sample(logits, epsilon, mask_t, generator)
+            rec = _StepRecord(b, n_agents, obs_t, mask_t)
+            rec.actions[:] = actions.numpy()
+            rec.logp[:] = logp.numpy()
+            for i, env in enumerate(self.envs):
+                if not live[i]:
+                    continue
+                acting = [a for a in self.agents if a in env.agents]
+                joint = {a: int(actions[i, self.agents.index(a)]) for a in acting}
+                obs, rewards, terms, _truncs, infos = env.step(joint)
+                ctx = env.last_context
+                if ctx is None:  # pragma: no cover - the wrapper always sets it after a step
+                    raise RuntimeError("incentive wrapper did not record the step context")
+                rec.fill(i, self, ctx, acting, rewards, infos, terms)
+                obs_dicts[i] = {**obs_dicts[i], **obs}
+                rec.next_obs[i] = self._obs_row(obs_dicts[i])
+                masks_now[i] = self._masks(obs_dicts[i], infos)
+                if not env.agents:
+                    live[i] = False
+                    final_states[i] = _final_state(env, rec.state[i])
+            steps.append(rec.as_dict())
+        return self._to_batch(steps, final_states), [_stats(env) for env in self.envs]
+
+    # ------------------------------------------------------------------ helpers
+    def _obs_row(self, obs: dict[str, Any]) -> np.ndarray:
+        rows = []
+        template = None
+        for a in self.agents:
+            if a in obs:
+                row = self.obs_of(obs[a])
+                template = row
+                rows.append(row)
+            else:
+                rows.append(None)
+        if template is None:
+            raise RuntimeError("no agent observation to build a row from")
+        return np.stack([r if r is not None else np.zeros_like(template) for r in rows])
+
+    def _masks(self, obs: dict[str, Any], infos: dict[str, Any]) -> dict[str, np.ndarray]:
+        if self.action_mask_of is None:
+            return {}
+        return {a: self.action_mask_of(a, obs.get(a), infos.get(a, {})) for a in self.agents if a in obs}
+
+    def _mask_rows(self, masks: list[dict[str, np.ndarray]]) -> Tensor:
+        ref = next(iter(masks[0].values()))
+        rows = [[m.get(a, np.ones_like(ref)) for a in self.agents] for m in masks]
+        return torch.as_tensor(np.asarray(rows, dtype=np.float32))
+
+    def _to_batch(self, steps: list[dict[str, Any]], final_states: list[np.ndarray | None]) -> Batch:
+        def stack(key: str, dtype: torch.dtype | None = None) -> Tensor:
+            arr = np.stack([s[key] for s in steps], axis=1)
+            t = torch.as_tensor(arr)
+            return t.to(dtype) if dtype is not None else t
+
+        action_mask = stack("action_mask", torch.float32) if steps[0]["action_mask"] is not None else None
+        state = stack("state", torch.float32)
+        step_mask = stack("step_mask", torch.float32)
+        # the designer's next observation is the following step's; after the last step, the final state
+        next_state = torch.roll(state, -1, dims=1)
+        lengths = step_mask.sum(1).long()
+        for i, final in enumerate(final_states):
+            if final is not None and final.shape == state.shape[2:]:
+                next_state[i, lengths[i] - 1] = torch.as_tensor(final)
+        return Batch(
+            obs=stack("obs"),
+            next_obs=stack("next_obs"),
+            actions=stack("actions", torch.long),
+            env_rewards=stack("env_rewards", torch.float32),
+            paid=stack("paid", torch.float32),
+            mask=stack("mask", torch.float32),
+            step_mask=step_mask,
+            terminated=stack("terminated", torch.float32),
+            features=stack("features", torch.float32),
+            slots=stack("slots", torch.long),
+            designer_reward=stack("designer_reward", torch.float32),
+            state=state,
+            next_state=next_state,
+            logp=stack("logp", torch.float32),
+            action_mask=action_mask,
+        )
+
+
+class _StepRecord:
+    """Arrays of one lockstep step over the B envs (finished envs keep zeros and a zero step mask)."""
+
+    def __init__(self, b: int, n: int, obs: np.ndarray, action_mask: Tensor | None) -> None:
+        self.obs = obs
+        self.next_obs = np.zeros_like(obs)
+        self.actions = np.zeros((b, n), dtype=np.int64)
+        self.logp = np.zeros((b, n), dtype=np.float32)
+        self.env_rewards = np.zeros((b, n), dtype=np.float32)
+        self.paid = np.zeros((b, n), dtype=np.float32)
+        self.mask = np.zeros((b, n), dtype=np.float32)
+        self.step_mask = np.zeros(b, dtype=np.float32)
+        self.terminated = np.zeros(b, dtype=np.float32)
+        self.slots = np.zeros((b, n), dtype=np.int64)
+        self.designer_reward = np.zeros(b, dtype=np.float32)
+        self.features: list[np.ndarray | None] = [None] * b
+        self.state: list[np.ndarray | None] = [None] * b
+        self.action_mask = action_mask.numpy() if action_mask is not None else None
+
+    def fill(
+        self,
+        i: int,
+        worker: RolloutWorker,
+        ctx: StepContext,
+        acting: list[str],
+        rewards: dict[str, float],
+        infos: dict[str, Any],
+        terms: dict[str, bool],
+    ) -> None:
+        agents = worker.agents
+        for a in acting:
+            j = agents.index(a)
+            self.mask[i, j] = 1.0
+            self.env_rewards[i, j] = ctx.env_rewards[a]
+            self.paid[i, j] = float(infos[a]["incentive"])
+        self.step_mask[i] = 1.0
+        self.terminated[i] = float(bool(acting) and all(terms.get(a, False) for a in acting))
+        self.designer_reward[i] = worker.designer_reward(ctx)
+        self.state[i] = np.asarray(worker.state_of(ctx), dtype=np.float32).reshape(-1)
+        if worker.features_of is not None:
+            x, slots = worker.features_of(ctx)
+            self.features[i] = np.asarray(x, dtype=np.float32)
+            for a, s in slots.items():
+                self.slots[i, agents.index(a)] = s
+
+    def as_dict(self) -> dict[str, Any]:
+        ref_state = next(s for s in self.state if s is not None)
+        ref_feat = next((f for f in self.features if f is not None), np.zeros(0, dtype=np.float32))
+        state = np.stack([s if s is not None else np.zeros_like(ref_state) for s in self.state])
+        return {
+            "obs": self.obs,
+            "next_obs": self.next_obs,
+            "actions": self.actions,
+            "logp": self.logp,
+            "env_rewards": self.env_rewards,
+            "paid": self.paid,
+            "mask": self.mask,
+            "step_mask": self.step_mask,
+            "terminated": self.terminated,
+            "slots": self.slots,
+            "designer_reward": self.designer_reward,
+            "features": np.stack([f if f is not None else np.zeros_like(ref_feat) for f in self.features]),
+            "state": state,
+            "action_mask": self.action_mask,
+        }
+
+
+def _sample(
+    logits: Tensor, epsilon: float, action_mask: Tensor | None, generator: torch.Generator
+) -> tuple[Tensor, Tensor]:
+    """Sample actions from the epsilon-mixed (masked) softmax and return them with their log-probabilities."""
+    if action_mask is not None:
+        logits = logits.masked_fill(action_mask <= 0, -1e9)
+    probs = torch.softmax(logits, dim=-1)
+    if epsilon > 0:
+        if action_mask is None:
+            uniform = torch.full_like(probs, 1.0 / probs.shape[-1])
+        else:
+            allowed = (action_mask > 0).to(probs.dtype)
+            uniform = allowed / allowed.sum(-1, keepdim=True)
+        probs = (1.0 - epsilon) * probs + epsilon * uniform
+    flat = probs.reshape(-1, probs.shape[-1])
+    actions = torch.multinomial(flat, 1, generator=generator).reshape(probs.shape[:-1])
+    logp, _ = action_log_probs(logits, actions, epsilon, action_mask)
+    return actions, logp
+
+
+def _final_state(env: IncentiveWrapper, last: np.ndarray | None) -> np.ndarray:
+    """The designer's observation after the episode's last step (the env's ``state()`` when it has one)."""
+    try:
+        return np.asarray(env.state(), dtype=np.float32).reshape(-1)
+    except (AttributeError, NotImplementedError):
+        return np.zeros_like(last) if last is not None else np.zeros(0, dtype=np.float32)
+
+
+def _stats(env: IncentiveWrapper) -> EpisodeStats:
+    agents = list(env.possible_agents)
+    return EpisodeStats(
+        welfare=float(env.episode_welfare),
+        incentives=float(env.episode_cost),
+        steps=int(env.episode_stats()["steps"]),
+        env_returns=tuple(float(env.episode_env_rewards.get(a, 0.0)) for a in agents),
+        incentive_returns=tuple(float(env.episode_incentives.get(a, 0.0)) for a in agents),
+    )

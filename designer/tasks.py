@@ -1,0 +1,203 @@
+"""Tasks: what the designer needs to know about a game, reached only through the incentive wrapper.
+
+A :class:`Task` bundles the env factory, the agents' observation/action shapes, what the incentive network sees
+(``features``), which output each agent is paid from (``slots``), the designer's reward, and the paper's default
+hyperparameters for that game. :func:`generic_task` covers any PettingZoo game with Box observations and
+Discrete actions (Escape Room and the matrix dilemmas use it); tasks with special designer inputs (Cleanup's
+image plus cleaning flags) add their own builders to :data:`TASKS`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+from gymnasium import spaces
+from pettingzoo import ParallelEnv
+from torch import nn
+
+from designer.config import DesignerConfig
+from designer.learners import LearnerConfig
+from designer.networks import IncentiveMLP
+from wrappers import StepContext, joint_action_features
+
+__all__ = ["TASKS", "Task", "generic_task", "make_task", "social_welfare"]
+
+SlotRule = Callable[[StepContext], dict[str, int]]
+
+
+def social_welfare(ctx: StepContext) -> float:
+    """The designer's default reward: the sum of the agents' env rewards this step."""
+    return float(sum(ctx.env_rewards.values()))
+
+
+def flat_designer_obs(ctx: StepContext) -> np.ndarray:
+    """The designer's observation flattened (dicts of observations concatenated in agent order)."""
+    obs = ctx.designer_obs
+    if isinstance(obs, Mapping):
+        return np.concatenate([np.asarray(obs[a], dtype=np.float32).reshape(-1) for a in ctx.possible_agents
+                               if a in obs])
+    return np.asarray(obs, dtype=np.float32).reshape(-1)
+
+
+def action_slots(ctx: StepContext) -> dict[str, int]:
+    """Pay each agent the designer's value for the action it took (the paper's ``output_type='action'``)."""
+    return {a: int(ctx.actions[a]) for a in ctx.agents}
+
+
+def agent_slots(ctx: StepContext) -> dict[str, int]:
+    """Pay each agent the designer's value at its own index (``output_type='agent'``)."""
+    return {a: ctx.possible_agents.index(a) for a in ctx.agents}
+
+
+@dataclass(frozen=True)
+class Task:
+    """Everything the trainer needs to run a designer on one game.
+
+    Attributes:
+        name: task name.
+        make_env: builds the (unwrapped) PettingZoo parallel env.
+        agents: agent order used on dim N of every tensor.
+        obs_shape, n_actions: each agent's observation shape and number of actions (shared by all agents).
+        feature_dim: length of the incentive network's input vector.
+        features: the incentive network's input for a step.
+        slot_rules: per ``DesignerConfig.output``, which output slot each agent is paid from.
+        n_slots: per ``DesignerConfig.output``, the number of incentive outputs.
+        designer_reward: the designer's per-step reward.
+        state_of: the designer's observation (flat) for a designer critic.
+        state_shape: shape of the designer's observation before flattening (images get a CNN critic).
+        learner: the paper's agent hyperparameters for this game.
+        designer: the paper's designer hyperparameters for this game.
+        optimum: best achievable social welfare per episode, when known (for "percent of optimum" reports).
+        make_incentive_net: builds the incentive network from ``(task, n_slots, hidden)``.
+        env_kwargs: the keyword arguments the env was built with.
+    """
+
+    name: str
+    make_env: Callable[[], ParallelEnv]
+    agents: tuple[str, ...]
+    obs_shape: tuple[int, ...]
+    n_actions: int
+    feature_dim: int
+    features: Callable[[StepContext], np.ndarray]
+    slot_rules: Mapping[str, SlotRule]
+    n_slots: Mapping[str, int]
+    designer_reward: Callable[[StepContext], float] = social_welfare
+    state_of: Callable[[StepContext], np.ndarray] = flat_designer_obs
+    state_shape: tuple[int, ...] = ()
+    learner: LearnerConfig = field(default_factory=LearnerConfig)
+    designer: DesignerConfig = field(default_factory=DesignerConfig)
+    optimum: float | None = None
+    make_incentive_net: Callable[[Task, int, tuple[int, ...]], nn.Module] | None = None
+    env_kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+    def incentive_net(self, output: str, hidden: tuple[int, ...]) -> nn.Module:
+        """A fresh incentive network for the given output type."""
+        if output not in self.n_slots:
+            raise ValueError(f"task {self.name!r} supports outputs {sorted(self.n_slots)}, got {output!r}")
+        if self.make_incentive_net is not None:
+            return self.make_incentive_net(self, self.n_slots[output], hidden)
+        return IncentiveMLP(self.feature_dim, self.n_slots[output], hidden)
+
+    def with_defaults(self, learner: LearnerConfig | None = None, designer: DesignerConfig | None = None) -> Task:
+        return replace(self, learner=learner or self.learner, designer=designer or self.designer)
+
+
+def generic_task(
+    name: str,
+    make_env: Callable[[], ParallelEnv],
+    *,
+    learner: LearnerConfig | None = None,
+    designer: DesignerConfig | None = None,
+    optimum: float | None = None,
+    env_kwargs: Mapping[str, Any] | None = None,
+) -> Task:
+    """A task for any PettingZoo game whose agents share a Box observation space and a Discrete action space.
+
+    The incentive network sees the designer's observation (``env.state()`` when the game has one) plus the
+    one-hot joint action, and pays per action (``"action"``) or per agent (``"agent"``).
+    """
+    env = make_env()
+    agents = tuple(env.possible_agents)
+    obs_space = env.observation_space(agents[0])
+    act_space = env.action_space(agents[0])
+    if not isinstance(act_space, spaces.Discrete) or not isinstance(obs_space, spaces.Box):
+        raise TypeError(f"generic_task needs Box observations and Discrete actions, got {obs_space} and {act_space}")
+    for a in agents:
+        if env.action_space(a) != act_space or env.observation_space(a).shape != obs_space.shape:
+            raise ValueError(f"agent {a} has different spaces from {agents[0]}; generic_task needs equal spaces")
+    env.reset(seed=0)
+    try:
+        state = np.asarray(env.state(), dtype=np.float32)
+        state_dim = state.size
+        state_shape = tuple(state.shape)
+    except (AttributeError, NotImplementedError):
+        state_dim = len(agents) * int(np.prod(obs_space.shape))
+        state_shape = (state_dim,)
+    env.close()
+    n_actions = int(act_space.n)
+    return Task(
+        name=name,
+        make_env=make_env,
+        agents=agents,
+        obs_shape=tuple(int(s) for s in obs_space.shape),
+        n_actions=n_actions,
+        feature_dim=state_dim + len(agents) * n_actions,
+        features=joint_action_features,
+        slot_rules={"action": action_slots, "agent": agent_slots},
+        n_slots={"action": n_actions, "agent": len(agents)},
+        state_shape=state_shape,
+        learner=learner or LearnerConfig(),
+        designer=designer or DesignerConfig(),
+        optimum=optimum,
+        env_kwargs=dict(env_kwargs or {}),
+    )
+
+
+def escape_room_task(n_agents: int = 5, min_at_lever: int = 2, max_steps: int = 5, randomize: bool = False) -> Task:
+    """ER(N, M) with the paper's REINFORCE agents and MetaGrad designer (method.md §2.3, §5.1)."""
+    from incentive_envs.escape_room import EscapeRoomEnv, optimal_welfare
+
+    kwargs = {"n_agents": n_agents, "min_at_lever": min_at_lever, "max_steps": max_steps, "randomize": randomize}
+    return generic_task(
+        "escape_room",
+        lambda: EscapeRoomEnv(**kwargs),
+        optimum=optimal_welfare(n_agents, min_at_lever),
+        env_kwargs=kwargs,
+    )
+
+
+def matrix_task(game: str = "ipd", **env_kwargs: Any) -> Task:
+    """An iterated matrix dilemma (``ipd``, ``stag_hunt``, ``chicken``) with fast-learning defaults.
+
+    The agents are small REINFORCE learners with Adam (the matrix games have no paper hyperparameters); the
+    designer pays per action.
+    """
+    import importlib
+
+    module = importlib.import_module(f"incentive_envs.{game}")
+    kwargs = {"max_cycles": 10, **env_kwargs}
+    return generic_task(
+        game,
+        lambda: module.parallel_env(**kwargs),
+        learner=LearnerConfig(optimizer="adam", lr=1e-2, entropy_coef=0.01, hidden=(16,)),
+        designer=DesignerConfig(lr=1e-2, cost_lr=1e-3),
+        env_kwargs=kwargs,
+    )
+
+
+TASKS: dict[str, Callable[..., Task]] = {
+    "escape_room": escape_room_task,
+    "ipd": lambda **kw: matrix_task("ipd", **kw),
+    "stag_hunt": lambda **kw: matrix_task("stag_hunt", **kw),
+    "chicken": lambda **kw: matrix_task("chicken", **kw),
+}
+
+
+def make_task(name: str, **kwargs: Any) -> Task:
+    """Build a registered task by name; unknown names raise ``KeyError`` listing the known ones."""
+    if name not in TASKS:
+        raise KeyError(f"unknown task {name!r}; known tasks: {sorted(TASKS)}")
+    return TASKS[name](**kwargs)

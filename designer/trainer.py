@@ -1,0 +1,344 @@
+"""The training driver: owns RNGs, envs, agents and the designer; logs, evaluates, checkpoints and resumes.
+
+:class:`Trainer` is deterministic on CPU: the same :class:`~designer.config.TrainConfig` gives bit-identical
+learning curves, and ``save`` + ``Trainer.resume`` continues exactly as an uninterrupted run would (agent and
+designer parameters, optimizer states, the pending pipeline batch, the action sampler's and every env's RNG
+state are all in the checkpoint).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from designer.algorithms import Designer, make_designer
+from designer.batch import Batch
+from designer.checkpoint import load_checkpoint, save_checkpoint
+from designer.config import DesignerConfig, TrainConfig, config_from_dict, config_to_dict
+from designer.learners import AgentLearner, LearnerConfig, Params
+from designer.rollout import EpisodeStats, RolloutWorker
+from designer.tasks import Task, make_task
+from wrappers import IncentiveWrapper, StepContext
+
+__all__ = ["EvalResult", "Trainer", "train"]
+
+_ENV_SEED_STRIDE = 1_000
+_EVAL_SEED_OFFSET = 7_919
+
+
+def _zero_incentive(ctx: StepContext) -> dict[str, float]:
+    return dict.fromkeys(ctx.agents, 0.0)
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """Mean outcome of one evaluation (actions sampled without exploration mixing)."""
+
+    episode: int
+    welfare: float
+    welfare_std: float
+    incentives: float
+    net: float
+    steps: float
+    env_returns: tuple[float, ...]
+    incentive_returns: tuple[float, ...]
+
+    def row(self, agents: tuple[str, ...]) -> dict[str, float]:
+        out: dict[str, float] = {
+            "episode": self.episode,
+            "welfare": self.welfare,
+            "welfare_std": self.welfare_std,
+            "incentives": self.incentives,
+            "net": self.net,
+            "steps": self.steps,
+        }
+        for a, r, i in zip(agents, self.env_returns, self.incentive_returns):
+            out[f"env_return/{a}"] = r
+            out[f"incentive/{a}"] = i
+        return out
+
+
+def _mean_stats(episode: int, stats: list[EpisodeStats]) -> EvalResult:
+    welfare = np.array([s.welfare for s in stats])
+    return EvalResult(
+        episode=episode,
+        welfare=float(welfare.mean()),
+        welfare_std=float(welfare.std()),
+        incentives=float(np.mean([s.incentives for s in stats])),
+        net=float(np.mean([s.net for s in stats])),
+        steps=float(np.mean([s.steps for s in stats])),
+        env_returns=tuple(np.mean([s.env_returns for s in stats], axis=0).tolist()),
+        incentive_returns=tuple(np.mean([s.incentive_returns for s in stats], axis=0).tolist()),
+    )
+
+
+@dataclass
+class _Progress:
+    episodes: int = 0
+    iterations: int = 0
+    next_eval: int = 0
+    history: list[EvalResult] = field(default_factory=list)
+    train_metrics: dict[str, list[float]] = field(default_factory=dict)
+
+
+class Trainer:
+    """Train agents under a designer on a task.
+
+    Args:
+        config: the run (task, budget, seed, logging).
+        designer: the designer's hyperparameters (default: the task's paper defaults).
+        learner: the agents' hyperparameters (default: the task's paper defaults).
+        task: a prebuilt task (default: ``make_task(config.task, **config.task_kwargs)``).
+    """
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        designer: DesignerConfig | None = None,
+        learner: LearnerConfig | None = None,
+        task: Task | None = None,
+    ) -> None:
+        self.config = config
+        torch.set_num_threads(config.torch_threads)
+        self.task = task if task is not None else make_task(config.task, **config.task_kwargs)
+        self.designer_config = designer or self.task.designer
+        self.learner_config = learner or self.task.learner
+        root = torch.Generator().manual_seed(config.seed)
+        self.learner = AgentLearner(
+            self.learner_config, len(self.task.agents), self.task.obs_shape, self.task.n_actions, root
+        )
+        self.designer_generator = torch.Generator().manual_seed(config.seed + 1)
+        self.designer: Designer = make_designer(self.task, self.designer_config, self.designer_generator)
+        self.action_generator = torch.Generator().manual_seed(config.seed + 2)
+        self.envs = [self._wrap(self.task.make_env(), self.designer.incentive) for _ in range(config.batch_episodes)]
+        for i, env in enumerate(self.envs):
+            env.reset(seed=config.seed * _ENV_SEED_STRIDE + i)
+        self.worker = RolloutWorker(
+            self.envs,
+            self.task.agents,
+            features_of=self.designer.features_of,
+            designer_reward=self.task.designer_reward,
+            state_of=self.task.state_of,
+        )
+        self.progress = _Progress(next_eval=0)
+        self.pending: Batch | None = None
+        self.out_dir = Path(config.out_dir) if config.out_dir else None
+        self._tb: Any = None
+        self._t0 = time.perf_counter()
+
+    # ----------------------------------------------------------------- plumbing
+    @staticmethod
+    def _wrap(env: Any, fn: Callable[[StepContext], dict[str, float]] | None) -> IncentiveWrapper:
+        return IncentiveWrapper(env, fn if fn is not None else _zero_incentive)
+
+    def _policy(self, params: Params) -> Callable[[torch.Tensor], torch.Tensor]:
+        return lambda obs: self.learner.logits(params, obs)
+
+    def collect(self, params: Params) -> tuple[Batch, list[EpisodeStats]]:
+        """One batch of training episodes with the given agent parameters (counts toward the budget)."""
+        batch, stats = self.worker.collect(self._policy(params), self.learner.epsilon, self.action_generator)
+        self.progress.episodes += len(stats)
+        return batch, stats
+
+    def evaluate(self, n_episodes: int | None = None) -> EvalResult:
+        """Mean outcome over fresh, deterministically seeded episodes; leaves the training RNGs untouched."""
+        n = n_episodes or self.config.eval_episodes
+        seed = self.config.seed * _ENV_SEED_STRIDE + _EVAL_SEED_OFFSET + self.progress.episodes
+        gen = torch.Generator().manual_seed(seed)
+        fn = self.designer.eval_incentive(torch.Generator().manual_seed(seed + 1))
+        envs = [self._wrap(self.task.make_env(), fn) for _ in range(n)]
+        for i, env in enumerate(envs):
+            env.reset(seed=seed + i)
+        worker = RolloutWorker(envs, self.task.agents, features_of=None, designer_reward=self.task.designer_reward,
+                               state_of=self.task.state_of)
+        _, stats = worker.collect(self._policy(self.learner.params), 0.0, gen)
+        for env in envs:
+            env.close()
+        return _mean_stats(self.progress.episodes, stats)
+
+    # ----------------------------------------------------------------- training
+    def train(self, callback: Callable[[Trainer], None] | None = None) -> list[EvalResult]:
+        """Train until the episode budget is used; returns the evaluation history."""
+        cfg = self.config
+        bar = None
+        if cfg.progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=cfg.episodes, initial=self.progress.episodes, unit="ep",
+                       desc=f"{self.designer_config.algorithm} on {self.task.name}")
+        try:
+            while True:
+                if self.progress.episodes >= self.progress.next_eval:
+                    self._log_eval(self.evaluate())
+                if self.progress.episodes >= cfg.episodes:
+                    break
+                before = self.progress.episodes
+                if self.pending is None:
+                    self.pending, _ = self.collect(self.learner.params)
+                else:
+                    self.pending, metrics = self.designer.iterate(self.learner, self.collect, self.pending)
+                    self.progress.iterations += 1
+                    for k, v in metrics.items():
+                        self.progress.train_metrics.setdefault(k, []).append(v)
+                if bar is not None:
+                    bar.update(self.progress.episodes - before)
+                    last = self.progress.history[-1]
+                    bar.set_postfix(welfare=f"{last.welfare:.2f}", paid=f"{last.incentives:.2f}")
+                if cfg.checkpoint_period and self.out_dir is not None and (
+                    self.progress.episodes // cfg.checkpoint_period > before // cfg.checkpoint_period
+                ):
+                    self.save(self.out_dir / "checkpoint.pt")
+                if callback is not None:
+                    callback(self)
+            if self.progress.history[-1].episode != self.progress.episodes:
+                self._log_eval(self.evaluate())
+        finally:
+            if bar is not None:
+                bar.close()
+            if self._tb is not None:
+                self._tb.flush()
+        if self.out_dir is not None:
+            self.save(self.out_dir / "checkpoint.pt")
+        return self.progress.history
+
+    def _log_eval(self, result: EvalResult) -> None:
+        p = self.progress
+        p.history.append(result)
+        while p.next_eval <= p.episodes:
+            p.next_eval += self.config.eval_period
+        row: dict[str, float] = result.row(self.task.agents)
+        row["iteration"] = p.iterations
+        row["wall_seconds"] = time.perf_counter() - self._t0
+        for k, values in p.train_metrics.items():
+            row[f"train/{k}"] = float(np.mean(values)) if values else math.nan
+        p.train_metrics = {}
+        if self.out_dir is None:
+            return
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        path = self.out_dir / "log.csv"
+        new = not path.exists()
+        with path.open("a", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=list(row))
+            if new:
+                writer.writeheader()
+            writer.writerow(row)
+        if self.config.tensorboard:
+            if self._tb is None:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self._tb = SummaryWriter(str(self.out_dir / "tb"))
+            for k, v in row.items():
+                if k != "episode" and math.isfinite(v):
+                    self._tb.add_scalar(k if "/" in k else f"eval/{k}", v, result.episode)
+
+    # --------------------------------------------------------------- checkpoints
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to resume bit-exactly (tensors and plain values only)."""
+        lr = self.learner
+        learner_state: dict[str, Any] = {
+            "params": {k: v.detach() for k, v in lr.params.items()},
+            "exp_avg": lr.opt_state.exp_avg,
+            "exp_avg_sq": lr.opt_state.exp_avg_sq,
+            "opt_step": lr.opt_state.step,
+            "iteration": lr.iteration,
+        }
+        if lr.critic is not None and lr.critic_target is not None and lr.critic_opt is not None:
+            learner_state.update(critic=lr.critic.state_dict(), critic_target=lr.critic_target.state_dict(),
+                                 critic_opt=lr.critic_opt.state_dict())
+        p = self.progress
+        return {
+            "train_config": config_to_dict(self.config),
+            "designer_config": config_to_dict(self.designer_config),
+            "learner_config": config_to_dict(self.learner_config),
+            "task_name": self.task.name,
+            "learner": learner_state,
+            "designer": self.designer.state_dict(),
+            "rng": {
+                "action": self.action_generator.get_state(),
+                "designer": self.designer_generator.get_state(),
+                "envs": [env.unwrapped.np_random.bit_generator.state for env in self.envs],
+            },
+            "pending": self.pending.to_dict() if self.pending is not None else None,
+            "progress": {
+                "episodes": p.episodes,
+                "iterations": p.iterations,
+                "next_eval": p.next_eval,
+                "history": [config_to_dict(h) for h in p.history],
+            },
+        }
+
+    def save(self, path: str | Path) -> Path:
+        """Write a checkpoint (atomically)."""
+        return save_checkpoint(path, self.state_dict())
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        ls = state["learner"]
+        lr = self.learner
+        if set(ls["params"]) != set(lr.params):
+            raise ValueError(f"agent parameters mismatch: checkpoint {sorted(ls['params'])}, model {sorted(lr.params)}")
+        for k, v in ls["params"].items():
+            if v.shape != lr.params[k].shape:
+                raise ValueError(f"agent parameter {k}: checkpoint shape {tuple(v.shape)}, "
+                                 f"model {tuple(lr.params[k].shape)}")
+        lr.params = {k: v.detach().clone().requires_grad_(True) for k, v in ls["params"].items()}
+        lr.opt_state.exp_avg, lr.opt_state.exp_avg_sq = dict(ls["exp_avg"]), dict(ls["exp_avg_sq"])
+        lr.opt_state.step = int(ls["opt_step"])
+        lr.iteration = int(ls["iteration"])
+        if lr.critic is not None and lr.critic_target is not None and lr.critic_opt is not None:
+            lr.critic.load_state_dict(ls["critic"])
+            lr.critic_target.load_state_dict(ls["critic_target"])
+            lr.critic_opt.load_state_dict(ls["critic_opt"])
+        self.designer.load_state_dict(state["designer"])
+        self.action_generator.set_state(state["rng"]["action"])
+        self.designer_generator.set_state(state["rng"]["designer"])
+        if len(state["rng"]["envs"]) != len(self.envs):
+            raise ValueError(f"checkpoint has {len(state['rng']['envs'])} env RNG states, run has {len(self.envs)}")
+        for env, rng_state in zip(self.envs, state["rng"]["envs"]):
+            env.unwrapped.np_random.bit_generator.state = rng_state
+        self.pending = Batch.from_dict(state["pending"]) if state["pending"] is not None else None
+        prog = state["progress"]
+        self.progress = _Progress(
+            episodes=int(prog["episodes"]),
+            iterations=int(prog["iterations"]),
+            next_eval=int(prog["next_eval"]),
+            history=[EvalResult(**{k: tuple(v) if isinstance(v, list) else v for k, v in h.items()})
+                     for h in prog["history"]],
+        )
+
+    @classmethod
+    def resume(cls, path: str | Path, **overrides: Any) -> Trainer:
+        """Rebuild a trainer from a checkpoint; ``overrides`` change TrainConfig fields (e.g. ``episodes``)."""
+        state = load_checkpoint(path)
+        train_cfg = config_from_dict(TrainConfig, {**state["train_config"], **overrides})
+        trainer = cls(
+            train_cfg,
+            designer=config_from_dict(DesignerConfig, state["designer_config"]),
+            learner=config_from_dict(LearnerConfig, state["learner_config"]),
+        )
+        trainer.load_state_dict(state)
+        return trainer
+
+    # ------------------------------------------------------------------ summary
+    def episodes_to(self, fraction: float = 0.95) -> int | None:
+        """First evaluated episode whose welfare reached ``fraction`` of the task's optimum (None if never)."""
+        if self.task.optimum is None:
+            return None
+        for h in self.progress.history:
+            if h.welfare >= fraction * self.task.optimum:
+                return h.episode
+        return None
+
+
+def train(config: TrainConfig, designer: DesignerConfig | None = None, learner: LearnerConfig | None = None) -> Trainer:
+    """Build a :class:`Trainer` and run it to the end of its budget."""
+    trainer = Trainer(config, designer, learner)
+    trainer.train()
+    return trainer
