@@ -365,6 +365,17 @@ def _check_options(options: Any) -> None:
         raise ValueError(f"options must be a dict or None, got {options!r}")
 
 
+def _has_state(env: Any) -> bool:
+    """Whether ``env.state()`` is available: PettingZoo envs with a global state declare ``state_space``."""
+    if getattr(env, "state_space", None) is None:
+        return False
+    try:
+        env.state()
+    except NotImplementedError:
+        return False
+    return True
+
+
 def _snapshot(value: Any) -> Any:
     """A copy the env cannot mutate later (envs may reuse their observation buffers)."""
     return copy.deepcopy(value)
@@ -434,11 +445,7 @@ class IncentiveWrapper(IncentiveBooks, BaseParallelWrapper):
     ) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
         _check_options(options)
         obs, infos = self.env.reset(seed=seed, options=options)
-        try:
-            self.env.state()
-            self._has_state = True
-        except NotImplementedError:
-            self._has_state = False
+        self._has_state = _has_state(self.env)
         self._designer_obs = self._observe_designer(obs)
         self._started, self._failed, self._step = True, False, 0
         self._reset_books()
@@ -541,11 +548,10 @@ class AECIncentiveWrapper(IncentiveBooks, BaseWrapper):
         self._reset_books()
 
     def _designer_view(self) -> Any:
-        try:
+        if _has_state(self.env):
             return _snapshot(self.env.state())
-        except NotImplementedError:
-            live = [a for a in self.env.agents if not (self.env.terminations[a] or self.env.truncations[a])]
-            return {a: _snapshot(self.env.observe(a)) for a in live}
+        live = [a for a in self.env.agents if not (self.env.terminations[a] or self.env.truncations[a])]
+        return {a: _snapshot(self.env.observe(a)) for a in live}
 
     def step(self, action: Any) -> None:
         if not self._started:
@@ -616,7 +622,7 @@ class AECIncentiveWrapper(IncentiveBooks, BaseWrapper):
         return f"AECIncentiveWrapper<{self.env}>"
 
 
-class GymIncentiveWrapper(IncentiveBooks, gymnasium.Wrapper):
+class GymIncentiveWrapper(IncentiveBooks, gymnasium.Wrapper, gymnasium.utils.RecordConstructorArgs):
     """Shape a single-agent Gymnasium env's reward with a designer's incentive.
 
     The agent is called ``"agent"``; ``StepContext.designer_obs`` is the observation before the step and
@@ -626,7 +632,8 @@ class GymIncentiveWrapper(IncentiveBooks, gymnasium.Wrapper):
     def __init__(self, env: gymnasium.Env, incentive_fn: IncentiveFn, **rules: Any) -> None:
         if not isinstance(env, gymnasium.Env):
             raise TypeError(f"GymIncentiveWrapper needs a gymnasium.Env, got {type(env).__name__}")
-        super().__init__(env)
+        gymnasium.utils.RecordConstructorArgs.__init__(self, incentive_fn=incentive_fn, **rules)
+        gymnasium.Wrapper.__init__(self, env)
         self.rules = PaymentRules(**rules)
         if self.rules.budget_balanced:
             raise ValueError("budget_balanced=True is meaningless with a single agent (it would pay 0)")
