@@ -22,9 +22,11 @@ from wrappers.incentive import (
     incentive,
     joint_action_features,
 )
+from wrappers.tax import TAX_INFO_KEYS, TaxWrapper
 
 __all__ = [
     "ADDED_INFO_KEYS",
+    "TAX_INFO_KEYS",
     "AECIncentiveWrapper",
     "ActionTable",
     "AgentValues",
@@ -35,6 +37,7 @@ __all__ = [
     "ModuleIncentive",
     "PaymentRules",
     "StepContext",
+    "TaxWrapper",
     "incentive",
     "joint_action_features",
 ]
