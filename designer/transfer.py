@@ -1,0 +1,518 @@
+"""Transfer evaluation: train off-the-shelf SB3 agents from scratch under a FROZEN incentive, and without it.
+
+The question it answers: does an incentive function (e.g. a MetaGrad checkpoint, or a hand-made
+``ActionTable``) make standard RL agents reach good social outcomes, and at what price? For every seed it
+trains SB3 agents (parameter-shared PPO/A2C through :func:`wrappers.sb3.make_sb3_vec_env`, or one model per
+agent with :class:`wrappers.sb3.IndependentSB3`) on the env wrapped with the incentive, evaluates them, and
+reports:
+
+- **welfare**: the sum of all agents' *env* rewards per episode (incentives excluded);
+- **incentives**: the total incentive paid per episode;
+- **designer net**: welfare - incentives, the designer's return;
+- **action frequencies** of the evaluated agents (e.g. the cooperation rate in the IPD).
+
+:func:`compare_transfer` runs the same training with and without the incentive and writes a CSV and a PNG of
+welfare over training. Timesteps everywhere count joint env steps summed over env copies (each agent acts
+once per joint step).
+
+CLI (mounted by ``designer`` as ``python -m designer transfer``)::
+
+    python -m designer transfer --checkpoint runs/er/designer.pt --env escape_room \
+        --env-kwargs '{"n_agents": 3, "min_at_lever": 2}' --timesteps 60000 --seeds 0 1 2 --out runs/transfer
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import functools
+import json
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from pettingzoo import ParallelEnv
+from stable_baselines3.common.callbacks import BaseCallback
+
+from wrappers.incentive import incentive
+from wrappers.sb3 import ALGOS, IndependentSB3, make_sb3_vec_env
+
+__all__ = [
+    "DEFAULT_PPO_KWARGS",
+    "EpisodeTracker",
+    "EvalRow",
+    "TransferResult",
+    "add_transfer_subcommand",
+    "compare_transfer",
+    "evaluate_agents",
+    "run_transfer",
+    "transfer_eval",
+]
+
+DEFAULT_PPO_KWARGS: dict[str, Any] = {
+    "n_steps": 64,
+    "batch_size": 256,
+    "n_epochs": 4,
+    "learning_rate": 1e-3,
+    "ent_coef": 0.01,
+    "gamma": 0.99,
+    "device": "cpu",
+}
+"""Defaults for small matrix/room games: short rollouts, a few epochs, a little entropy (overridable)."""
+
+NO_INCENTIVE = "no incentive"
+WITH_INCENTIVE = "incentive"
+
+Policy = Callable[[Mapping[str, Any], bool], dict[str, Any]]
+"""``policy(observations, deterministic) -> actions`` for the live agents."""
+
+
+@contextlib.contextmanager
+def _one_torch_thread() -> Iterator[None]:
+    """Small MLPs on a 2-core CPU train ~18x faster with one thread; restore the caller's setting after."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _with_incentive(env_fn: Callable[[], ParallelEnv], incentive_fn: Any) -> Callable[[], ParallelEnv]:
+    """``env_fn`` wrapped by the project's incentive wrapper (the frozen ``incentive_fn`` pays every step)."""
+    if incentive_fn is None:
+        return env_fn
+    return functools.partial(_wrapped, env_fn, incentive_fn)
+
+
+def _wrapped(env_fn: Callable[[], ParallelEnv], incentive_fn: Any) -> ParallelEnv:
+    return incentive(env_fn(), incentive_fn)  # module-level so that SuperSuit can pickle the factory
+
+
+class EpisodeTracker:
+    """Accumulates per-copy episode welfare and incentives from flat vector-env steps.
+
+    Sub-env ``k`` is agent ``k % n_agents`` of copy ``k // n_agents`` (the layout of both training paths). Env
+    rewards come from ``info["env_reward"]`` when the incentive wrapper is present, else from the reward.
+    """
+
+    def __init__(self, n_copies: int, n_agents: int) -> None:
+        self.n_copies, self.n_agents = n_copies, n_agents
+        self._welfare = np.zeros(n_copies)
+        self._incentive = np.zeros(n_copies)
+        self.steps = 0
+        self.episodes: list[tuple[int, float, float]] = []
+        """``(joint env steps so far, welfare, incentives paid)`` for every finished episode."""
+
+    def update(self, rewards: np.ndarray, dones: np.ndarray, infos: Sequence[Mapping[str, Any]]) -> None:
+        if len(infos) != self.n_copies * self.n_agents:
+            raise ValueError(f"expected {self.n_copies * self.n_agents} sub-env infos, got {len(infos)}")
+        for k, info in enumerate(infos):
+            copy = k // self.n_agents
+            self._welfare[copy] += float(info.get("env_reward", rewards[k]))
+            self._incentive[copy] += float(info.get("incentive", 0.0))
+        self.steps += self.n_copies
+        done = np.asarray(dones, dtype=bool).reshape(self.n_copies, self.n_agents)
+        for copy in np.flatnonzero(done.all(axis=1)):
+            self.episodes.append((self.steps, float(self._welfare[copy]), float(self._incentive[copy])))
+            self._welfare[copy] = self._incentive[copy] = 0.0
+
+
+class _TrackerCallback(BaseCallback):
+    """SB3 callback feeding every vector step into an :class:`EpisodeTracker`."""
+
+    def __init__(self, tracker: EpisodeTracker) -> None:
+        super().__init__()
+        self.tracker = tracker
+
+    def _on_step(self) -> bool:
+        self.tracker.update(self.locals["rewards"], self.locals["dones"], self.locals["infos"])
+        return True
+
+
+@dataclass(frozen=True)
+class EvalRow:
+    """Evaluation of one trained seed under one condition (means over ``episodes`` episodes)."""
+
+    condition: str
+    seed: int
+    deterministic: bool
+    welfare: float
+    incentives: float
+    designer_net: float
+    action_freq: tuple[float, ...]
+    episodes: int
+
+
+def evaluate_agents(
+    env_fn: Callable[[], ParallelEnv], policy: Policy, n_episodes: int, seed: int, deterministic: bool
+) -> dict[str, Any]:
+    """Run ``n_episodes`` episodes (episode ``e`` reset with ``seed + e``); mean welfare, incentives, actions.
+
+    Welfare sums env rewards (``info["env_reward"]`` under the incentive wrapper), so incentives never count
+    as welfare; the designer's net return is welfare minus incentives.
+    """
+    env = env_fn()
+    welfare, paid = np.zeros(n_episodes), np.zeros(n_episodes)
+    first = env.action_space(env.possible_agents[0])
+    counts = np.zeros(int(first.n) if isinstance(first, spaces.Discrete) else 0)
+    for episode in range(n_episodes):
+        obs, _ = env.reset(seed=seed + episode)
+        while env.agents:
+            actions = policy({a: obs[a] for a in env.agents}, deterministic)
+            for action in actions.values():
+                if counts.size:
+                    counts[int(action) - int(first.start)] += 1
+            obs, rewards, _, _, infos = env.step(actions)
+            for agent, reward in rewards.items():
+                welfare[episode] += float(infos[agent].get("env_reward", reward))
+                paid[episode] += float(infos[agent].get("incentive", 0.0))
+    env.close()
+    freq = tuple(float(c) for c in counts / max(counts.sum(), 1.0))
+    return {
+        "welfare": float(welfare.mean()),
+        "incentives": float(paid.mean()),
+        "designer_net": float((welfare - paid).mean()),
+        "action_freq": freq,
+    }
+
+
+@dataclass
+class TransferResult:
+    """Per-seed evaluation rows and training curves for one or more conditions.
+
+    Attributes:
+        rows: one :class:`EvalRow` per (condition, seed, deterministic).
+        curves: ``(condition, seed) -> [(joint env steps, episode welfare, episode incentives), ...]``.
+    """
+
+    rows: list[EvalRow] = field(default_factory=list)
+    curves: dict[tuple[str, int], list[tuple[int, float, float]]] = field(default_factory=dict)
+
+    def merge(self, other: TransferResult) -> TransferResult:
+        return TransferResult(self.rows + other.rows, {**self.curves, **other.curves})
+
+    def summary(self) -> list[dict[str, Any]]:
+        """Mean and std over seeds of each metric, per (condition, deterministic)."""
+        out = []
+        keys = sorted({(r.condition, r.deterministic) for r in self.rows})
+        for condition, deterministic in keys:
+            rows = [r for r in self.rows if r.condition == condition and r.deterministic == deterministic]
+            entry: dict[str, Any] = {
+                "condition": condition,
+                "deterministic": deterministic,
+                "seeds": len(rows),
+            }
+            for metric in ("welfare", "incentives", "designer_net"):
+                values = np.array([getattr(r, metric) for r in rows])
+                entry[f"{metric}_mean"], entry[f"{metric}_std"] = float(values.mean()), float(values.std())
+            freqs = np.array([r.action_freq for r in rows])
+            entry["action_freq_mean"] = tuple(float(x) for x in freqs.mean(axis=0)) if freqs.size else ()
+            out.append(entry)
+        return out
+
+    def table(self) -> str:
+        """Human-readable per-seed and mean +- std tables."""
+        lines = [
+            f"{'condition':<14}{'seed':>5}{'det':>6}{'welfare':>10}{'incent.':>9}{'net':>9}  action freq",
+        ]
+        for r in sorted(self.rows, key=lambda r: (r.condition, r.deterministic, r.seed)):
+            lines.append(
+                f"{r.condition:<14}{r.seed:>5}{r.deterministic!s:>6}{r.welfare:>10.2f}{r.incentives:>9.2f}"
+                f"{r.designer_net:>9.2f}  {_fmt_freq(r.action_freq)}"
+            )
+        lines += ["", f"{'condition':<14}{'det':>6}{'welfare':>16}{'incentives':>16}{'designer net':>16}"]
+        for s in self.summary():
+            lines.append(
+                f"{s['condition']:<14}{s['deterministic']!s:>6}"
+                + "".join(
+                    f"{s[m + '_mean']:>9.2f} ± {s[m + '_std']:<4.2f}"
+                    for m in ("welfare", "incentives", "designer_net")
+                )
+                + f"  {_fmt_freq(s['action_freq_mean'])}"
+            )
+        return "\n".join(lines)
+
+    def write(self, out_dir: str | Path, *, optimum: float | None = None) -> dict[str, Path]:
+        """Write ``transfer_{seeds,summary,curves}.csv`` and ``transfer_welfare.png``; returns the paths."""
+        out = Path(out_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        paths = {
+            "seeds": out / "transfer_seeds.csv",
+            "summary": out / "transfer_summary.csv",
+            "curves": out / "transfer_curves.csv",
+            "plot": out / "transfer_welfare.png",
+        }
+        with paths["seeds"].open("w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["condition", "seed", "deterministic", "welfare", "incentives", "designer_net",
+                             "action_freq", "episodes"])  # fmt: skip
+            for r in self.rows:
+                writer.writerow([r.condition, r.seed, r.deterministic, r.welfare, r.incentives,
+                                 r.designer_net, _fmt_freq(r.action_freq), r.episodes])  # fmt: skip
+        summary = self.summary()
+        with paths["summary"].open("w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=list(summary[0]) if summary else ["condition"])
+            writer.writeheader()
+            for s in summary:
+                writer.writerow({**s, "action_freq_mean": _fmt_freq(s["action_freq_mean"])})
+        with paths["curves"].open("w", newline="") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["condition", "seed", "step", "welfare", "incentives"])
+            for (condition, seed), points in sorted(self.curves.items()):
+                writer.writerows([condition, seed, *p] for p in points)
+        self.plot(paths["plot"], optimum=optimum)
+        return paths
+
+    def plot(self, path: str | Path, *, optimum: float | None = None, bins: int = 40) -> Path:
+        """Episode welfare and incentives paid over training: mean over seeds per condition, min-max band."""
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, (ax_w, ax_i) = plt.subplots(1, 2, figsize=(10, 3.8))
+        for color, condition in zip(
+            ("tab:blue", "tab:orange", "tab:green"), sorted({c for c, _ in self.curves}), strict=False
+        ):
+            binned = [_binned(p, bins) for (c, _), p in sorted(self.curves.items()) if c == condition and p]
+            if not binned:
+                continue
+            x = binned[0][0]
+            for ax, idx in ((ax_w, 1), (ax_i, 2)):
+                ys = np.array([b[idx] for b in binned])
+                ax.plot(x, ys.mean(axis=0), color=color, label=f"{condition} ({len(binned)} seeds)")
+                ax.fill_between(x, ys.min(axis=0), ys.max(axis=0), color=color, alpha=0.2)
+        if optimum is not None:
+            ax_w.axhline(optimum, color="k", ls="--", lw=1, label="social optimum")
+        ax_w.set(
+            xlabel="joint env steps", ylabel="episode welfare (env rewards)", title="Welfare during training"
+        )
+        ax_i.set(xlabel="joint env steps", ylabel="incentives paid per episode", title="Incentives paid")
+        ax_w.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        return Path(path)
+
+
+def _fmt_freq(freq: Sequence[float]) -> str:
+    return "/".join(f"{f:.2f}" for f in freq)
+
+
+def _binned(points: Sequence[tuple[int, float, float]], bins: int) -> tuple[np.ndarray, ...]:
+    """Mean welfare and incentives in ``bins`` equal step bins (empty bins carry the previous value)."""
+    arr = np.asarray(points, dtype=float)
+    edges = np.linspace(0.0, arr[:, 0].max(), bins + 1)
+    idx = np.clip(np.searchsorted(edges, arr[:, 0], side="left") - 1, 0, bins - 1)
+    welfare, paid = np.full(bins, np.nan), np.full(bins, np.nan)
+    for b in range(bins):
+        sel = idx == b
+        if sel.any():
+            welfare[b], paid[b] = arr[sel, 1].mean(), arr[sel, 2].mean()
+    for series in (welfare, paid):
+        for b in range(bins):
+            if np.isnan(series[b]):
+                series[b] = series[b - 1] if b > 0 else np.nan
+    return (edges[1:], welfare, paid)
+
+
+def _check_positive(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def _train_one(
+    env_fn: Callable[[], ParallelEnv],
+    seed: int,
+    *,
+    algo: str,
+    total_timesteps: int,
+    n_copies: int,
+    model_kwargs: Mapping[str, Any],
+    independent: bool,
+    progress_bar: bool,
+) -> tuple[Policy, list[tuple[int, float, float]]]:
+    """Train agents for one seed; return their joint policy and the training episodes."""
+    if independent:
+        learners = IndependentSB3(env_fn, n_copies, seed, algo=algo, model_kwargs=model_kwargs)
+        tracker = EpisodeTracker(n_copies, len(learners.agents))
+        learners.learn(total_timesteps, hook=tracker.update, progress_bar=progress_bar)
+        return learners.predict, tracker.episodes
+    venv = make_sb3_vec_env(env_fn, n_copies, seed)
+    tracker = EpisodeTracker(n_copies, venv.n_agents)
+    model = ALGOS[algo]("MlpPolicy", venv, seed=seed, **model_kwargs)
+    model.learn(
+        total_timesteps * venv.n_agents, callback=_TrackerCallback(tracker), progress_bar=progress_bar
+    )
+    venv.close()
+
+    def shared(observations: Mapping[str, Any], deterministic: bool) -> dict[str, Any]:
+        agents = list(observations)
+        actions, _ = model.predict(np.stack([observations[a] for a in agents]), deterministic=deterministic)
+        return {a: act.item() if np.ndim(act) == 0 else act for a, act in zip(agents, actions, strict=True)}
+
+    return shared, tracker.episodes
+
+
+def transfer_eval(
+    env_fn: Callable[[], ParallelEnv],
+    incentive_fn: Any | None,
+    *,
+    algo: str = "ppo",
+    total_timesteps: int,
+    seeds: Sequence[int],
+    n_eval_episodes: int,
+    ppo_kwargs: Mapping[str, Any] | None = None,
+    log_dir: str | Path | None = None,
+    n_copies: int = 4,
+    independent: bool = False,
+    deterministic: Sequence[bool] = (False, True),
+    progress_bar: bool = False,
+    optimum: float | None = None,
+) -> TransferResult:
+    """Train SB3 agents from scratch on ``env_fn()`` under the frozen ``incentive_fn`` (None: no incentive).
+
+    Args:
+        env_fn: builds the ``ParallelEnv``.
+        incentive_fn: a frozen incentive accepted by ``wrappers.incentive.incentive`` (e.g. ``ActionTable``,
+            ``designer.load_incentive(path)``), or None for plain training.
+        algo: ``"ppo"`` or ``"a2c"``.
+        total_timesteps: joint env steps per seed, summed over the ``n_copies`` copies.
+        seeds: one training run per seed (seed ``s``: model seed ``s``, env copy ``i`` seeded ``s + i``).
+        n_eval_episodes: evaluation episodes per seed and mode, on env seeds ``10_000 + s + e``.
+        ppo_kwargs: algorithm keyword arguments, overriding :data:`DEFAULT_PPO_KWARGS` (PPO) key by key.
+        log_dir: if given, write CSVs and the PNG plot there (see :meth:`TransferResult.write`).
+        n_copies: env copies trained in parallel.
+        independent: one model per agent (:class:`wrappers.sb3.IndependentSB3`) instead of parameter sharing.
+        deterministic: evaluation modes (sampled and/or greedy actions).
+        progress_bar: show SB3's / tqdm's progress bar.
+        optimum: social-optimum welfare drawn as a reference line in the plot.
+
+    Returns:
+        A :class:`TransferResult` with one row per (seed, evaluation mode) and the training curves.
+    """
+    if algo not in ALGOS:
+        raise ValueError(f"algo must be one of {sorted(ALGOS)}, got {algo!r}")
+    total_timesteps = _check_positive("total_timesteps", total_timesteps)
+    n_eval_episodes = _check_positive("n_eval_episodes", n_eval_episodes)
+    n_copies = _check_positive("n_copies", n_copies)
+    seeds = [int(s) for s in seeds]
+    if not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be distinct non-negative integers, got {seeds}")
+    modes = [bool(d) for d in deterministic]
+    if not modes:
+        raise ValueError("deterministic must name at least one evaluation mode (False and/or True)")
+    kwargs = {**(DEFAULT_PPO_KWARGS if algo == "ppo" else {"device": "cpu"}), **(ppo_kwargs or {})}
+    condition = NO_INCENTIVE if incentive_fn is None else WITH_INCENTIVE
+    wrapped = _with_incentive(env_fn, incentive_fn)
+    result = TransferResult()
+    with _one_torch_thread():
+        for seed in seeds:
+            policy, episodes = _train_one(
+                wrapped, seed, algo=algo, total_timesteps=total_timesteps, n_copies=n_copies,
+                model_kwargs=kwargs, independent=independent, progress_bar=progress_bar,
+            )  # fmt: skip
+            result.curves[(condition, seed)] = episodes
+            for det in modes:
+                stats = evaluate_agents(wrapped, policy, n_eval_episodes, 10_000 + seed, det)
+                result.rows.append(EvalRow(condition, seed, det, episodes=n_eval_episodes, **stats))
+    if log_dir is not None:
+        result.write(log_dir, optimum=optimum)
+    return result
+
+
+def compare_transfer(
+    env_fn: Callable[[], ParallelEnv],
+    incentive_fn: Any,
+    *,
+    log_dir: str | Path | None = None,
+    optimum: float | None = None,
+    **kwargs: Any,
+) -> TransferResult:
+    """:func:`transfer_eval` with and without ``incentive_fn`` on the same seeds; both in one result.
+
+    ``kwargs`` go to :func:`transfer_eval` for both conditions; ``log_dir`` gets the combined CSVs and plot.
+    """
+    if incentive_fn is None:
+        raise ValueError("compare_transfer needs an incentive function; use transfer_eval for a single arm")
+    with_incentive = transfer_eval(env_fn, incentive_fn, **kwargs)
+    without = transfer_eval(env_fn, None, **kwargs)
+    result = with_incentive.merge(without)
+    if log_dir is not None:
+        result.write(log_dir, optimum=optimum)
+    return result
+
+
+# -- CLI hook (mounted by the designer CLI as `transfer`) ------------------------------------------------
+
+
+def add_transfer_subcommand(subparsers: Any) -> argparse.ArgumentParser:
+    """Add the ``transfer`` sub-command to an ``argparse`` sub-parser group; it dispatches to run_transfer."""
+    parser = subparsers.add_parser(
+        "transfer",
+        help="train SB3 agents under a frozen learned incentive vs none, report welfare",
+        description="Train SB3 agents from scratch with the checkpoint's frozen incentive and without it.",
+    )
+    parser.add_argument("--checkpoint", required=True, type=Path, help="designer checkpoint (load_incentive)")
+    parser.add_argument("--env", default="escape_room", help="registered game name, e.g. escape_room, ipd")
+    parser.add_argument("--env-kwargs", default="{}", type=_json_object, help="JSON dict of env kwargs")
+    parser.add_argument("--timesteps", default=60_000, type=int, help="joint env steps per seed")
+    parser.add_argument("--seeds", default=[0, 1, 2], type=int, nargs="+", help="training seeds")
+    parser.add_argument("--out", default=Path("runs/transfer"), type=Path, help="output directory")
+    parser.add_argument("--n-eval-episodes", default=20, type=int, help="evaluation episodes per seed")
+    parser.add_argument("--algo", default="ppo", choices=sorted(ALGOS))
+    parser.add_argument("--independent", action="store_true", help="one model per agent")
+    parser.add_argument("--progress", action="store_true", help="show progress bars")
+    parser.set_defaults(func=run_transfer)
+    return parser
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise argparse.ArgumentTypeError(f"--env-kwargs is not valid JSON: {err}") from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"--env-kwargs must be a JSON object, got {text!r}")
+    return value
+
+
+def run_transfer(args: argparse.Namespace) -> int:
+    """Run :func:`compare_transfer` for parsed ``transfer`` arguments; print the table, write CSV/PNG."""
+    from designer import load_incentive
+    from incentive_envs import make_parallel
+
+    incentive_fn = load_incentive(args.checkpoint)
+    env_fn = functools.partial(make_parallel, args.env, **args.env_kwargs)
+    result = compare_transfer(
+        env_fn,
+        incentive_fn,
+        algo=args.algo,
+        total_timesteps=args.timesteps,
+        seeds=args.seeds,
+        n_eval_episodes=args.n_eval_episodes,
+        independent=args.independent,
+        progress_bar=args.progress,
+        log_dir=args.out,
+        optimum=_optimum(args.env, args.env_kwargs),
+    )
+    print(result.table())
+    print(f"\nwrote {args.out}/transfer_*.csv and {args.out}/transfer_welfare.png")
+    return 0
+
+
+def _optimum(env: str, env_kwargs: Mapping[str, Any]) -> float | None:
+    """Known social-optimum welfare for the plot's reference line (Escape Room only)."""
+    if env.split("/")[-1].split("-")[0] != "escape_room":
+        return None
+    from incentive_envs.escape_room import EscapeRoomEnv, optimal_welfare
+
+    probe = EscapeRoomEnv(**env_kwargs)
+    return optimal_welfare(probe.n_agents, probe.min_at_lever)
