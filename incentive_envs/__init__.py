@@ -48,6 +48,7 @@ ENVS: Final[tuple[EnvEntry, ...]] = (
     EnvEntry("stag_hunt", "StagHunt", "incentive_envs.stag_hunt"),
     EnvEntry("chicken", "Chicken", "incentive_envs.chicken"),
     EnvEntry("matrix_game", "MatrixGame", "incentive_envs.matrix_game"),
+    EnvEntry("gather_trade_build", "GatherTradeBuild", "incentive_envs.gather_trade_build"),
     EnvEntry("cleanup", "Cleanup", "incentive_envs.cleanup"),
     EnvEntry("harvest", "Harvest", "incentive_envs.harvest"),
 )

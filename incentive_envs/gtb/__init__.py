@@ -1,0 +1,41 @@
+"""Gather-Trade-Build (Foundation's ``layout_from_file/simple_wood_and_stone``): engine, rules, layouts, taxes.
+
+- :class:`BatchedGTB`: the batched engine (B worlds, array actions in, arrays out); the PettingZoo env
+  :mod:`incentive_envs.gather_trade_build` is this engine with one world.
+- :mod:`incentive_envs.gtb.components`: the rules (Build, ContinuousDoubleAuction, Gather,
+  PeriodicBracketTax, regeneration).
+- :mod:`incentive_envs.gtb.tax_models`: fixed tax baselines (free market, US federal 2018, Saez).
+"""
+
+from __future__ import annotations
+
+from incentive_envs.gtb.components import ActionLayout
+from incentive_envs.gtb.config import FIXED_FOUR_BUILD_PAYMENTS, GTBConfig
+from incentive_envs.gtb.engine import (
+    SPATIAL_CHANNELS,
+    STATE_MAP_CHANNELS,
+    BatchedGTB,
+    GTBObservation,
+    GTBStep,
+    flat_feature_names,
+    state_feature_names,
+)
+from incentive_envs.gtb.layout import DEFAULT_LAYOUT, MapLayout, load_layout, packaged_layouts, parse_layout
+
+__all__ = [
+    "DEFAULT_LAYOUT",
+    "FIXED_FOUR_BUILD_PAYMENTS",
+    "SPATIAL_CHANNELS",
+    "STATE_MAP_CHANNELS",
+    "ActionLayout",
+    "BatchedGTB",
+    "GTBConfig",
+    "GTBObservation",
+    "GTBStep",
+    "MapLayout",
+    "flat_feature_names",
+    "load_layout",
+    "packaged_layouts",
+    "parse_layout",
+    "state_feature_names",
+]

@@ -1,0 +1,611 @@
+"""Batched Gather-Trade-Build engine: B independent worlds stepped in lockstep with array actions.
+
+This is the only implementation of the game's step. The PettingZoo env
+(:mod:`incentive_envs.gather_trade_build`) is this engine with ``n_envs=1``.
+
+Each world has its own seeded generator, so world ``b`` of a batch reset with seeds ``[s_0, ..., s_{B-1}]``
+replays exactly the single env reset with seed ``s_b`` under the same actions. All of an episode's randomness
+(the agents' skill/corner slots, each step's gather order and regrowth draws) is drawn from that generator at
+reset; episodes have a fixed length, so all worlds end together.
+
+Example:
+    >>> import numpy as np
+    >>> from incentive_envs.gtb import BatchedGTB
+    >>> sim = BatchedGTB(n_envs=8)
+    >>> out = sim.reset(seed=0)
+    >>> sim.set_tax_rates([0.1, 0.12, 0.22, 0.24, 0.32, 0.35, 0.37])
+    >>> out = sim.step(np.zeros((8, 4), dtype=np.int64))
+    >>> out.reward.shape, out.obs.flat.shape
+    ((8, 4), (8, 4, 138))
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+from gymnasium.utils import seeding
+from numpy.typing import ArrayLike, NDArray
+
+from incentive_envs.economics import check_rates, equality, isoelastic_utility, productivity
+from incentive_envs.gtb.components import (
+    BID,
+    NO_ORDER,
+    RESOURCES,
+    STONE,
+    WOOD,
+    ActionLayout,
+    Build,
+    ContinuousDoubleAuction,
+    Gather,
+    GTBState,
+    PeriodicBracketTax,
+    regenerate,
+)
+from incentive_envs.gtb.config import GTBConfig
+from incentive_envs.gtb.layout import DEFAULT_LAYOUT, MapLayout, load_layout
+
+__all__ = [
+    "SPATIAL_CHANNELS",
+    "STATE_MAP_CHANNELS",
+    "BatchedGTB",
+    "GTBObservation",
+    "GTBStep",
+    "flat_feature_names",
+    "orders_summary",
+    "state_feature_names",
+]
+
+SPATIAL_CHANNELS: Final = (
+    "stone",  # 1 where a stone unit lies
+    "wood",  # 1 where a wood unit lies
+    "stone_source",  # 1 on stone source tiles
+    "wood_source",  # 1 on wood source tiles
+    "water",  # 1 on water
+    "house",  # 1 on houses
+    "inside",  # 1 inside the world, 0 on the padding beyond its edge
+    "house_owner",  # 1 own house, k + 2 house of agent k, 0 none
+    "agent",  # 1 self, k + 2 agent k, 0 none
+)
+"""Channels of the egocentric spatial observation ``(9, 2r+1, 2r+1)``, channels first (Foundation's 7 map +
+2 index channels)."""
+
+STATE_MAP_CHANNELS: Final = ("stone", "wood", "stone_source", "wood_source", "water", "house", "house_owner",
+                             "agent")
+"""Channels of the designer's full map ``(8, H, W)``; ``house_owner``/``agent`` hold k + 2 for agent k, else 0."""
+
+_BIG: Final = 1e9  # finite stand-in for "unbounded" in observation spaces (checkers warn on inf)
+_BASE_PAYMENT: Final = 10.0  # Foundation's base build payment; build payments are observed relative to it
+
+
+def flat_feature_names(config: GTBConfig) -> list[str]:
+    """Name of every slot of an agent's flat observation vector, in order (see the env docstring)."""
+    n, p = config.n_agents, config.n_prices
+    names = ["inventory_coin", "inventory_stone", "inventory_wood", "escrow_coin", "escrow_stone", "escrow_wood",
+             "labour", "loc_row", "loc_col", "time", "build_payment"]
+    for res in RESOURCES:
+        names.append(f"{res}_market_rate")
+        for block in ("price_history", "available_asks", "available_bids", "my_asks", "my_bids"):
+            names += [f"{res}_{block}_{q}" for q in range(p)]
+    names += ["tax_is_tax_day", "tax_is_first_day", "tax_phase"]
+    names += [f"tax_last_income_sorted_{j}" for j in range(n)]
+    names += [f"tax_rate_{b}" for b in range(config.n_brackets)]
+    names.append("tax_marginal_rate")
+    return names
+
+
+def _agent_state_names() -> list[str]:
+    return ["inventory_coin", "inventory_stone", "inventory_wood", "escrow_coin", "escrow_stone", "escrow_wood",
+            "labour", "loc_row", "loc_col", "build_payment", "last_income", "last_marginal_rate",
+            "marginal_rate"]
+
+
+def state_feature_names(config: GTBConfig) -> list[str]:
+    """Names of the designer state's non-map slots: global features, then each agent's block."""
+    n, p = config.n_agents, config.n_prices
+    names = ["time", "tax_is_tax_day", "tax_is_first_day", "tax_phase"]
+    names += [f"tax_last_income_sorted_{j}" for j in range(n)]
+    names += [f"tax_rate_{b}" for b in range(config.n_brackets)]
+    for res in RESOURCES:
+        names.append(f"{res}_market_rate")
+        for block in ("price_history", "asks", "bids"):
+            names += [f"{res}_{block}_{q}" for q in range(p)]
+    for i in range(n):
+        names += [f"agent_{i}_{f}" for f in _agent_state_names()]
+    return names
+
+
+@dataclasses.dataclass(frozen=True)
+class GTBObservation:
+    """Per-agent observations of B worlds: ``spatial`` (B, N, 9, V, V), ``flat`` (B, N, F), ``action_mask``
+    (B, N, 50) int8 (1 = allowed; no-op is always allowed)."""
+
+    spatial: NDArray[np.float32]
+    flat: NDArray[np.float32]
+    action_mask: NDArray[np.int8]
+
+    def packed(self) -> NDArray[np.float32]:
+        """(B, N, D) one vector per agent: spatial (flattened, channels first), flat, then the mask."""
+        b, n = self.flat.shape[:2]
+        return np.concatenate(
+            [self.spatial.reshape(b, n, -1), self.flat, self.action_mask.astype(np.float32)], axis=-1
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class GTBStep:
+    """Result of :meth:`BatchedGTB.step` (or of :meth:`BatchedGTB.reset`, with zero rewards).
+
+    All per-agent arrays are (B, N) float64 unless noted.
+
+    Attributes:
+        obs: observations after the step.
+        reward: change of each agent's utility ``U = (c^(1-eta) - 1) / (1-eta) - labour_cost * L``.
+        done: the episode ended with this step (all worlds end together).
+        coin: total coin (inventory + escrow) after the step.
+        coin_pre_tax: total coin after the components and before this step's taxes and lump sum.
+        labour: cumulative labour after the step.
+        income: this period's income so far (total coin before tax minus total coin after the last
+            enactment); on an enactment step it is the income that was taxed.
+        tax_paid: tax collected this step (0 off enactment steps).
+        lump_sum: lump sum received this step (0 off enactment steps).
+        marginal_rates: (B, n_brackets) rates in force this step.
+        tax_enacted: taxes were collected at the end of this step.
+        productivity: (B,) sum of total coin.
+        equality: (B,) ``1 - Gini * N / (N - 1)`` of total coin.
+    """
+
+    obs: GTBObservation
+    reward: NDArray[np.float64]
+    done: bool
+    coin: NDArray[np.float64]
+    coin_pre_tax: NDArray[np.float64]
+    labour: NDArray[np.float64]
+    income: NDArray[np.float64]
+    tax_paid: NDArray[np.float64]
+    lump_sum: NDArray[np.float64]
+    marginal_rates: NDArray[np.float64]
+    tax_enacted: bool
+    productivity: NDArray[np.float64]
+    equality: NDArray[np.float64]
+
+
+class BatchedGTB:
+    """B Gather-Trade-Build worlds stepped together (method.md §3.3), 4 agents each.
+
+    Args:
+        n_envs: number of worlds B.
+        config: game constants (defaults are the paper's).
+        layout: packaged layout name, path to a layout file, or a :class:`MapLayout`.
+        initial_tax_rates: marginal rates in force at every reset until :meth:`set_tax_rates` changes them
+            (default: all 0, a free market).
+
+    Raises:
+        ValueError: bad ``n_envs``, rates, or a layout whose start corners are water.
+    """
+
+    def __init__(
+        self,
+        n_envs: int = 1,
+        config: GTBConfig | None = None,
+        layout: str | Path | MapLayout = DEFAULT_LAYOUT,
+        initial_tax_rates: ArrayLike | None = None,
+    ) -> None:
+        if isinstance(n_envs, bool) or not isinstance(n_envs, (int, np.integer)) or n_envs < 1:
+            raise ValueError(f"n_envs must be an integer >= 1, got {n_envs!r}")
+        self.n_envs = int(n_envs)
+        self.config = config if config is not None else GTBConfig()
+        if not isinstance(self.config, GTBConfig):
+            raise ValueError(f"config must be a GTBConfig, got {type(self.config).__name__}")
+        self.layout = load_layout(layout)
+        self.n_agents = self.config.n_agents
+        self.actions = ActionLayout(self.config.n_prices)
+        self.corners = self.layout.corners()
+        for r, c in self.corners:
+            if self.layout.water[r, c]:
+                raise ValueError(f"layout {self.layout.name!r}: start corner ({r}, {c}) is water")
+        n_br = self.config.n_brackets
+        self.initial_tax_rates = (
+            np.zeros(n_br) if initial_tax_rates is None else check_rates(initial_tax_rates, n_br)
+        )
+        self.build = Build(self.config, self.layout)
+        self.market = ContinuousDoubleAuction(self.config, self.n_agents)
+        self.gather = Gather(self.config, self.layout)
+        self.tax = PeriodicBracketTax(self.config)
+        sources = np.stack([self.layout.stone, self.layout.wood])  # (R, H, W)
+        self._source_index = np.flatnonzero(sources)
+        self._sources = sources.astype(np.int8)
+        self._init_world_tensor()
+        self.flat_names = flat_feature_names(self.config)
+        self.state_names = state_feature_names(self.config)
+        self.rngs = [seeding.np_random(None)[0] for _ in range(self.n_envs)]
+        self.s: GTBState | None = None
+        self._utility = np.zeros((self.n_envs, self.n_agents))
+        self._order = np.zeros((0, self.n_envs, self.n_agents), dtype=np.int64)
+        self._regrow = np.zeros((0, self.n_envs, self._source_index.size), dtype=bool)
+        self._episode_length = self.config.episode_length
+
+    # ------------------------------------------------------------------ construction helpers
+    def _init_world_tensor(self) -> None:
+        """Padded (B, 9, H + 2v, W + 2v) map for the egocentric crops; static channels are filled once."""
+        v = self.config.view_radius
+        h, w = self.layout.shape
+        self._world = np.zeros((self.n_envs, len(SPATIAL_CHANNELS), h + 2 * v, w + 2 * v), dtype=np.float32)
+        self._interior = self._world[:, :, v : v + h, v : v + w]
+        self._interior[:, 2] = self.layout.stone
+        self._interior[:, 3] = self.layout.wood
+        self._interior[:, 4] = self.layout.water
+        self._interior[:, 6] = 1.0
+        # (B, 9, H, W, V, V) read-only windows into the padded map: window [r, c] is centred on tile (r, c).
+        self._windows = np.lib.stride_tricks.sliding_window_view(self._world, (2 * v + 1, 2 * v + 1), axis=(2, 3))
+        self._ego_code = (np.arange(self.n_agents) + 2).astype(np.float32)[None, :, None, None, None]
+
+    # ------------------------------------------------------------------ public API
+    @property
+    def episode_length(self) -> int:
+        """Steps per episode; changes made with :meth:`set_episode_length` apply from the next reset."""
+        return self._episode_length
+
+    def set_episode_length(self, length: int) -> None:
+        """Set the episode length used from the next reset on."""
+        if isinstance(length, bool) or not isinstance(length, (int, np.integer)) or length < 1:
+            raise ValueError(f"episode length must be an integer >= 1, got {length!r}")
+        self._episode_length = int(length)
+
+    @property
+    def timestep(self) -> int:
+        return self._require_state().timestep
+
+    @property
+    def tax_cycle_position(self) -> int:
+        """Position in the tax period of the *next* step: 1 at a period's first step, ``tax_period`` at its last.
+
+        Rates passed to :meth:`set_tax_rates` come into force at the next step whose position is 1.
+        """
+        return self._require_state().tax_cycle_pos
+
+    @property
+    def tax_rates(self) -> NDArray[np.float64]:
+        """(B, n_brackets) marginal rates currently in force (a copy)."""
+        return self._require_state().rates.copy()
+
+    def set_tax_rates(self, rates: ArrayLike) -> None:
+        """Set the marginal rates of the next tax period: ``(n_brackets,)`` for every world or one row each.
+
+        Called when :attr:`tax_cycle_position` is 1 (right after reset or after an enactment step), the rates
+        apply to the period that starts with the next step; called mid-period, they wait for the next period.
+
+        Raises:
+            RuntimeError: before :meth:`reset`.
+            ValueError: wrong shape or a rate outside [0, 1].
+            FloatingPointError: a non-finite rate.
+        """
+        s = self._require_state()
+        n_br = self.config.n_brackets
+        arr = np.asarray(rates, dtype=np.float64)
+        if arr.ndim == 1:
+            arr = np.broadcast_to(check_rates(arr, n_br), (self.n_envs, n_br))
+        elif arr.shape == (self.n_envs, n_br):
+            arr = np.stack([check_rates(row, n_br) for row in arr])
+        else:
+            raise ValueError(f"rates must have shape ({n_br},) or ({self.n_envs}, {n_br}), got {arr.shape}")
+        s.pending_rates[:] = arr
+        s.has_pending[:] = True
+
+    def reset(self, seed: int | Sequence[int] | None = None) -> GTBStep:
+        """Start a new episode in every world.
+
+        Args:
+            seed: ``None`` continues each world's generator; an int seeds world ``b`` with ``seed + b``; a
+                sequence gives one seed per world.
+        """
+        self._reseed(seed)
+        cfg, b, n, t = self.config, self.n_envs, self.n_agents, self._episode_length
+        h, w = self.layout.shape
+        k, n_res = cfg.max_orders, len(RESOURCES)
+        slots = np.stack([rng.permutation(n) for rng in self.rngs])  # agent slots[b, j] takes skill slot j
+        self._order = np.stack([np.argsort(rng.random((t, n)), axis=1) for rng in self.rngs], axis=1)
+        n_src = self._source_index.size
+        self._regrow = np.stack([rng.random((t, n_src)) < cfg.regen_prob for rng in self.rngs], axis=1)
+        pos = np.zeros((b, n, 2), dtype=np.int64)
+        payment = np.zeros((b, n))
+        corners = np.array(self.corners, dtype=np.int64)
+        barange = np.arange(b)[:, None]
+        pos[barange, slots] = corners[None]
+        payment[barange, slots] = np.asarray(cfg.build_payments)[None]
+        occupant = np.full((b, h, w), -1, dtype=np.int8)
+        occupant[barange, pos[..., 0], pos[..., 1]] = np.arange(n, dtype=np.int8)[None]
+        zeros = np.zeros((b, n))
+        self.s = GTBState(
+            resource=np.repeat(self._sources[None], b, axis=0),
+            owner=np.full((b, h, w), -1, dtype=np.int8),
+            occupant=occupant,
+            pos=pos,
+            coin=np.full((b, n), float(cfg.starting_coin)),
+            goods=np.zeros((b, n, n_res)),
+            escrow_coin=zeros.copy(),
+            escrow_goods=np.zeros((b, n, n_res)),
+            labour=zeros.copy(),
+            payment=payment,
+            order_kind=np.zeros((b, n_res, n, k), dtype=np.int8),
+            order_price=np.zeros((b, n_res, n, k), dtype=np.int64),
+            order_age=np.zeros((b, n_res, n, k), dtype=np.int64),
+            price_history=np.zeros((b, n_res, cfg.n_prices)),
+            rates=np.repeat(self.initial_tax_rates[None], b, axis=0),
+            pending_rates=np.zeros((b, cfg.n_brackets)),
+            has_pending=np.zeros(b, dtype=bool),
+            last_coin=np.full((b, n), float(cfg.starting_coin)),
+            last_income=zeros.copy(),
+            last_marginal_rate=zeros.copy(),
+            tax_paid=zeros.copy(),
+            lump_sum=zeros.copy(),
+            coin_pre_tax=np.full((b, n), float(cfg.starting_coin)),
+        )
+        self._utility = self._utilities()
+        return self._result(np.zeros((b, n)), done=False)
+
+    def step(self, actions: ArrayLike) -> GTBStep:
+        """Advance every world by one step.
+
+        Args:
+            actions: (B, N) integer action indices (see :class:`ActionLayout`). Masked actions are legal and do
+                nothing, exactly as in Foundation (e.g. a bid the agent cannot pay for is not placed).
+
+        Raises:
+            RuntimeError: before :meth:`reset` or after the episode ended.
+            ValueError: wrong shape, non-integer dtype, or an index outside ``0..49``.
+        """
+        s = self._require_state()
+        if s.timestep >= self._order.shape[0]:
+            raise RuntimeError("step() called after the episode finished; call reset() first")
+        acts = self._check_actions(actions)
+        t = s.timestep
+        s.timestep += 1
+        self.build.step(s, acts)
+        self.market.step(s, acts)
+        self.gather.step(s, acts, self._order[t], self.actions.move_start)
+        self.tax.step(s)
+        regenerate(s, self._source_index, self._regrow[t])
+        utility = self._utilities()
+        reward = utility - self._utility
+        self._utility = utility
+        return self._result(reward, done=s.timestep >= self._order.shape[0])
+
+    def observe(self) -> GTBObservation:
+        """Current per-agent observations (as returned by the last reset/step)."""
+        s = self._require_state()
+        return GTBObservation(self._spatial(s), self._flat(s), self._masks(s))
+
+    def state(self) -> NDArray[np.float32]:
+        """(B, S) designer state: the full map (8, H, W) flattened, then global, then per-agent features.
+
+        See :data:`STATE_MAP_CHANNELS` and :func:`state_feature_names` for the layout. This is the planner's
+        true observation (it fixes the original's "last agent's view" bug, method.md §7.1.5).
+        """
+        s = self._require_state()
+        cfg = self.config
+        b, n = self.n_envs, self.n_agents
+        self._refresh_world(s)
+        full = self._interior[:, [0, 1, 2, 3, 4, 5, 7, 8]].reshape(b, -1)
+        bids, asks = self.market.books(s)
+        rate = self.market.market_rate(s)
+        market = np.concatenate(
+            [rate[..., None], s.price_history * cfg.obs_scale, asks.sum(2), bids.sum(2)], axis=-1
+        ).reshape(b, -1)
+        agents = np.concatenate(
+            [
+                s.coin[..., None] * cfg.obs_scale,
+                s.goods * cfg.obs_scale,
+                s.escrow_coin[..., None] * cfg.obs_scale,
+                s.escrow_goods * cfg.obs_scale,
+                s.labour[..., None] * cfg.obs_scale,
+                s.pos / np.array(self.layout.shape),
+                s.payment[..., None] / _BASE_PAYMENT,
+                s.last_income[..., None] / cfg.tax_period,
+                s.last_marginal_rate[..., None],
+                self._current_marginal_rate(s)[..., None],
+            ],
+            axis=-1,
+        ).reshape(b, n * len(_agent_state_names()))
+        out = np.concatenate([full, self._time_and_tax(s), market, agents], axis=-1)
+        return out.astype(np.float32)
+
+    def state_bounds(self) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+        """Finite ``(low, high)`` bounds of one world's :meth:`state` vector."""
+        h, w = self.layout.shape
+        map_high = np.ones((len(STATE_MAP_CHANNELS), h, w), dtype=np.float32)
+        map_high[-2:] = self.n_agents + 1
+        low = np.zeros(len(self.state_names), dtype=np.float32)
+        high = np.full(len(self.state_names), _BIG, dtype=np.float32)
+        for j, name in enumerate(self.state_names):
+            if "last_income" in name:
+                low[j] = -_BIG
+            elif name in ("time", "tax_is_tax_day", "tax_is_first_day", "tax_phase") or "rate_" in name or (
+                name.endswith("marginal_rate") or name.endswith(("loc_row", "loc_col"))
+            ):
+                high[j] = 1.0
+        return (
+            np.concatenate([np.zeros(map_high.size, dtype=np.float32), low]),
+            np.concatenate([map_high.reshape(-1), high]),
+        )
+
+    def flat_bounds(self) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
+        """Finite ``(low, high)`` bounds of one agent's flat observation vector."""
+        low = np.zeros(len(self.flat_names), dtype=np.float32)
+        high = np.full(len(self.flat_names), _BIG, dtype=np.float32)
+        for j, name in enumerate(self.flat_names):
+            if name.startswith("tax_last_income"):
+                low[j] = -_BIG
+            elif name.startswith(("tax_is", "tax_phase", "tax_rate", "tax_marginal")) or name in (
+                "loc_row", "loc_col", "time"
+            ):
+                high[j] = 1.0
+            elif "market_rate" in name:
+                high[j] = float(self.config.max_price)
+        return low, high
+
+    def render_text(self, env_index: int = 0) -> str:
+        """ASCII picture of one world: agents as digits, ``h`` houses, ``W``/``S`` resources, ``w``/``s``
+        depleted sources, ``@`` water, then one line per agent."""
+        s = self._require_state()
+        grid = np.full(self.layout.shape, ".", dtype="<U1")
+        grid[self.layout.wood], grid[self.layout.stone] = "w", "s"
+        grid[s.resource[env_index, WOOD] > 0], grid[s.resource[env_index, STONE] > 0] = "W", "S"
+        grid[self.layout.water] = "@"
+        grid[s.owner[env_index] >= 0] = "h"
+        for i, (r, c) in enumerate(s.pos[env_index]):
+            grid[r, c] = str(i)
+        lines = [f"step {s.timestep}/{self._order.shape[0]}, tax cycle position {s.tax_cycle_pos}"]
+        lines += ["".join(row) for row in grid]
+        for i in range(self.n_agents):
+            lines.append(
+                f"agent_{i}: coin {s.coin[env_index, i]:.2f} (+{s.escrow_coin[env_index, i]:.0f} escrow), "
+                f"stone {s.goods[env_index, i, STONE]:.0f}, wood {s.goods[env_index, i, WOOD]:.0f}, "
+                f"labour {s.labour[env_index, i]:.2f}, payment {s.payment[env_index, i]:.2f}"
+            )
+        return "\n".join(lines)
+
+    # ------------------------------------------------------------------ internals
+    def _require_state(self) -> GTBState:
+        if self.s is None:
+            raise RuntimeError("the environment has not been reset; call reset() first")
+        return self.s
+
+    def _reseed(self, seed: int | Sequence[int] | None) -> None:
+        if seed is None:
+            return
+        if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
+            seeds = [int(seed) + j for j in range(self.n_envs)]
+        else:
+            seeds = [int(x) for x in seed]
+            if len(seeds) != self.n_envs:
+                raise ValueError(f"need one seed per world ({self.n_envs}), got {len(seeds)}")
+        self.rngs = [seeding.np_random(x)[0] for x in seeds]
+
+    def _check_actions(self, actions: ArrayLike) -> NDArray[np.int64]:
+        arr = np.asarray(actions)
+        if arr.shape != (self.n_envs, self.n_agents):
+            raise ValueError(f"actions must have shape ({self.n_envs}, {self.n_agents}), got {arr.shape}")
+        if not np.issubdtype(arr.dtype, np.integer):
+            raise ValueError(f"actions must be integers, got dtype {arr.dtype}")
+        if arr.size and (arr.min() < 0 or arr.max() >= self.actions.n):
+            bad = arr[(arr < 0) | (arr >= self.actions.n)]
+            raise ValueError(f"actions must lie in 0..{self.actions.n - 1}, got {bad.tolist()}")
+        return arr.astype(np.int64, copy=False)
+
+    def _utilities(self) -> NDArray[np.float64]:
+        s = self._require_state()
+        cfg = self.config
+        return isoelastic_utility(s.total_coin, s.labour, cfg.isoelastic_eta, cfg.labour_cost)
+
+    def _current_marginal_rate(self, s: GTBState) -> NDArray[np.float64]:
+        return self.tax.marginal_rate(s, s.total_coin - s.last_coin)
+
+    def _time_and_tax(self, s: GTBState) -> NDArray[np.float64]:
+        """(B, 4 + N + n_brackets): time, tax-day flags, phase, sorted last incomes, rates in force."""
+        cfg = self.config
+        pos = s.tax_cycle_pos
+        head = np.array([s.timestep / self._order.shape[0], float(pos >= cfg.tax_period), float(pos == 1),
+                         pos / cfg.tax_period])
+        incomes = np.sort(s.last_income, axis=-1) / cfg.tax_period
+        return np.concatenate([np.broadcast_to(head, (self.n_envs, 4)), incomes, s.rates], axis=-1)
+
+    def _refresh_world(self, s: GTBState) -> None:
+        inner = self._interior
+        inner[:, 0:2] = s.resource
+        house = s.owner >= 0
+        inner[:, 5] = house
+        inner[:, 7] = np.where(house, s.owner + 2, 0)
+        inner[:, 8] = np.where(s.occupant >= 0, s.occupant + 2, 0)
+
+    def _spatial(self, s: GTBState) -> NDArray[np.float32]:
+        self._refresh_world(s)
+        b = np.arange(self.n_envs)[:, None]
+        crops = self._windows[b, :, s.pos[..., 0], s.pos[..., 1]]  # (B, N, 9, V, V), a copy
+        ego = crops[:, :, 7:9]
+        ego[ego == np.broadcast_to(self._ego_code, ego.shape)] = 1.0
+        return crops
+
+    def _flat(self, s: GTBState) -> NDArray[np.float32]:
+        cfg = self.config
+        b, n = self.n_envs, self.n_agents
+        bids, asks = self.market.books(s)  # (B, R, N, P)
+        all_bids, all_asks = bids.sum(2, keepdims=True), asks.sum(2, keepdims=True)
+        rate = np.broadcast_to(self.market.market_rate(s)[:, :, None, None], (b, len(RESOURCES), n, 1))
+        hist = np.broadcast_to((s.price_history * cfg.obs_scale)[:, :, None], bids.shape)
+        market = np.concatenate([rate, hist, all_asks - asks, all_bids - bids, asks, bids], axis=-1)
+        market = market.transpose(0, 2, 1, 3).reshape(b, n, -1)  # (B, N, R * (1 + 5P))
+        time_tax = self._time_and_tax(s)
+        tax = np.concatenate(
+            [np.broadcast_to(time_tax[:, None, 1:], (b, n, time_tax.shape[1] - 1)),
+             self._current_marginal_rate(s)[..., None]],
+            axis=-1,
+        )
+        own = np.concatenate(
+            [
+                s.coin[..., None] * cfg.obs_scale,
+                s.goods * cfg.obs_scale,
+                s.escrow_coin[..., None] * cfg.obs_scale,
+                s.escrow_goods * cfg.obs_scale,
+                s.labour[..., None] * cfg.obs_scale,
+                s.pos / np.array(self.layout.shape),
+                np.broadcast_to(time_tax[:, None, :1], (b, n, 1)),
+                s.payment[..., None] / _BASE_PAYMENT,
+            ],
+            axis=-1,
+        )
+        return np.concatenate([own, market, tax], axis=-1).astype(np.float32)
+
+    def _masks(self, s: GTBState) -> NDArray[np.int8]:
+        cfg = self.config
+        p = cfg.n_prices
+        b, n = self.n_envs, self.n_agents
+        mask = np.empty((b, n, self.actions.n), dtype=np.int8)
+        mask[..., 0] = 1
+        mask[..., 1] = self.build.can_build(s)
+        room = (self.market.n_orders(s) < cfg.max_orders).transpose(0, 2, 1)  # (B, N, R)
+        afford = np.arange(p) <= s.coin[..., None]  # (B, N, P)
+        for r in range(len(RESOURCES)):
+            start = self.actions.buy(r, 0)
+            mask[..., start : start + p] = afford & room[..., r, None]
+            mask[..., start + p : start + 2 * p] = (room[..., r] & (s.goods[..., r] >= 1))[..., None]
+        mask[..., self.actions.move_start :] = self.gather.move_mask(s)
+        return mask
+
+    def _result(self, reward: NDArray[np.float64], done: bool) -> GTBStep:
+        s = self._require_state()
+        total = s.total_coin
+        obs = GTBObservation(self._spatial(s), self._flat(s), self._masks(s))
+        return GTBStep(
+            obs=obs,
+            reward=reward,
+            done=done,
+            coin=total,
+            coin_pre_tax=s.coin_pre_tax.copy(),
+            labour=s.labour.copy(),
+            income=s.coin_pre_tax - s.last_coin if not s.tax_enacted else s.last_income.copy(),
+            tax_paid=s.tax_paid.copy(),
+            lump_sum=s.lump_sum.copy(),
+            marginal_rates=s.rates.copy(),
+            tax_enacted=s.tax_enacted,
+            productivity=productivity(total),
+            equality=equality(total),
+        )
+
+
+def orders_summary(sim: BatchedGTB, env_index: int = 0) -> list[dict[str, Any]]:
+    """Open orders of one world as dicts (resource, side, agent, price, age): for tests and debugging."""
+    s = sim._require_state()
+    out = []
+    for r, res in enumerate(RESOURCES):
+        for i in range(sim.n_agents):
+            for k in range(sim.config.max_orders):
+                kind = int(s.order_kind[env_index, r, i, k])
+                if kind != NO_ORDER:
+                    out.append({"resource": res, "side": "bid" if kind == BID else "ask", "agent": i,
+                                "price": int(s.order_price[env_index, r, i, k]),
+                                "age": int(s.order_age[env_index, r, i, k])})
+    return out
