@@ -47,6 +47,9 @@ def require_finite(name: str, tensors: dict[str, Tensor] | list[Tensor], iterati
 class Designer:
     """Base class: no incentive, no update. Subclasses override what they need."""
 
+    metric_names: tuple[str, ...] = ()
+    """Training metrics this designer reports each iteration (fixed, so logs have fixed columns)."""
+
     def __init__(self, task: Task, config: DesignerConfig) -> None:
         self.task = task
         self.config = config
@@ -76,6 +79,7 @@ class Designer:
         rewards = batch.env_rewards + batch.paid
         values = _critic_step(learner, batch, rewards)
         new_params, new_opt = inner_update(learner, learner.params, learner.opt_state, batch, rewards, values)
+        require_finite("agent update", new_params, self.iteration)
         metrics = self.update(batch)
         learner.params, learner.opt_state = detach_params(new_params), new_opt
         learner.iteration += 1
@@ -183,6 +187,8 @@ class MetaGradDesigner(Designer):
     batch is the next training batch.
     """
 
+    metric_names = ("outer_loss", "cost", "meta_grad_norm", "cost_grad_norm", "designer_critic_loss")
+
     def __init__(self, task: Task, config: DesignerConfig, generator: torch.Generator | None = None) -> None:
         super().__init__(task, config)
         if self.slot_rule is None:
@@ -286,6 +292,7 @@ class MetaGradDesigner(Designer):
         else:
             real, real_opt = theta_hat, opt_hat
         committed = detach_params(real)
+        require_finite("agent update", committed, self.iteration)
         m1 = cfg.algorithm == "metagrad"
         validation, _ = collect(committed if m1 else theta)
         critic_loss = self._update_critic(batch)
@@ -398,6 +405,8 @@ class DualRLDesigner(Designer):
     the incentives paid; it learns with discounted returns, an entropy bonus and Adam, one batch per update.
     """
 
+    metric_names = ("designer_loss",)
+
     def __init__(self, task: Task, config: DesignerConfig, generator: torch.Generator) -> None:
         super().__init__(task, config)
         if self.slot_rule is None:
@@ -473,6 +482,8 @@ class AMDDesigner(Designer):
     action enters one-hot (the original fed integers). Per-tensor gradient clip ``amd_clip``, Adam ``amd_lr``.
     Updates run after each episode, one per step (the original ran them online inside the episode).
     """
+
+    metric_names = ("designer_loss",)
 
     def __init__(self, task: Task, config: DesignerConfig, generator: torch.Generator) -> None:
         if config.output != "agent":

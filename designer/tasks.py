@@ -170,20 +170,22 @@ def escape_room_task(n_agents: int = 5, min_at_lever: int = 2, max_steps: int = 
 
 
 def matrix_task(game: str = "ipd", **env_kwargs: Any) -> Task:
-    """An iterated matrix dilemma (``ipd``, ``stag_hunt``, ``chicken``) with fast-learning defaults.
+    """A matrix dilemma (``ipd``, ``stag_hunt``, ``chicken``) with fast-learning defaults.
 
-    The agents are small REINFORCE learners with Adam (the matrix games have no paper hyperparameters); the
-    designer pays per action.
+    One round per episode by default (the one-shot game of Baumann et al. 2018; pass ``max_cycles`` for the
+    iterated game). The agents are small REINFORCE learners with Adam (the paper has no matrix-game
+    hyperparameters); the designer pays per action with ``scale`` 4, enough to make cooperation dominant in
+    the PD (defecting gains at most T - R = 2).
     """
     import importlib
 
     module = importlib.import_module(f"incentive_envs.{game}")
-    kwargs = {"max_cycles": 10, **env_kwargs}
+    kwargs = {"max_cycles": 1, **env_kwargs}
     return generic_task(
         game,
         lambda: module.parallel_env(**kwargs),
         learner=LearnerConfig(optimizer="adam", lr=1e-2, entropy_coef=0.01, hidden=(16,)),
-        designer=DesignerConfig(lr=1e-2, cost_lr=1e-3),
+        designer=DesignerConfig(scale=4.0, lr=3e-2, cost_lr=1e-3),
         env_kwargs=kwargs,
     )
 

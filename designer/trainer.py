@@ -217,7 +217,8 @@ class Trainer:
         row: dict[str, float] = result.row(self.task.agents)
         row["iteration"] = p.iterations
         row["wall_seconds"] = time.perf_counter() - self._t0
-        for k, values in p.train_metrics.items():
+        for k in self.designer.metric_names:
+            values = p.train_metrics.get(k, [])
             row[f"train/{k}"] = float(np.mean(values)) if values else math.nan
         p.train_metrics = {}
         if self.out_dir is None:
