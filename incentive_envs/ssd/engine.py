@@ -181,6 +181,7 @@ class BatchedSSD:
         self._n_step_draws = n + na + 2 * nw
         self._stride = max(self._n_step_draws + n * ns + n, ns + n)
         self._bidx = np.arange(self.batch_size)
+        self._row_start = self._bidx * (self._hp * self._wp)  # offset of game b in the flattened batch
         self._rngs = [seeding.np_random(None)[0] for _ in range(self.batch_size)]
         self._keys = np.zeros(self.batch_size, dtype=np.uint64)
         self._started = False
@@ -409,12 +410,8 @@ class BatchedSSD:
         na, nw = len(self._apples), len(self._waste)
         g = grid[:, self._apples]
         eligible = (g != APPLE) & (occ[:, self._apples] < 0)
-        if self._is_cleanup:
-            p_apple, p_waste = self.spawn_probabilities()
-            prob = p_apple[:, None]
-        else:
-            counts = (grid[:, self._nbr] == APPLE).sum(axis=2)
-            prob = self._spawn_probs[np.minimum(counts, len(self._spawn_probs) - 1)]
+        p_apple, p_waste = self.spawn_probabilities()
+        prob = p_apple[:, None] if self._is_cleanup else self.regrowth_probabilities()
         new = eligible & (u[:, :na] < prob)
         if new.any():
             grid[:, self._apples] = np.where(new, APPLE, g)
@@ -443,6 +440,14 @@ class BatchedSSD:
         p_waste = np.where(depleted, 0.0, cfg.waste_spawn_prob)
         return p_apple, p_waste
 
+    def regrowth_probabilities(self) -> NDArray[np.float64]:
+        """Harvest's regrowth probability of every apple cell, ``float64[B, n_apple_cells]`` (row-major cells).
+
+        Depends only on the apples around the cell; cells holding an apple or an agent do not draw at all.
+        """
+        counts = (self.grid[:, self._nbr] == APPLE).sum(axis=2)
+        return self._spawn_probs[np.minimum(counts, len(self._spawn_probs) - 1)]
+
     # -------------------------------------------------------------- rendering
     def _draw(self, beams: tuple[NDArray[np.int64], NDArray[np.int64], NDArray[np.uint8]] | None) -> NDArray[np.uint8]:
         """Draw agents then beams over the map and cut every agent's (rotated) view."""
@@ -452,19 +457,20 @@ class BatchedSSD:
         if beams is not None and beams[0].size:
             canvas[beams[0], beams[1]] = beams[2]
         self._canvas = canvas
-        idx = self.pos[:, :, None] + self._view_off
-        codes = canvas[self._bidx[:, None, None], idx]
+        # np.take on flat arrays is several times faster than the equivalent fancy indexing.
+        idx = (self.pos + self._row_start[:, None])[:, :, None] + self._view_off
         if self.config.rotation:
-            codes = np.take_along_axis(codes, self._rot_perm[self.orient], axis=2)
+            idx = np.take_along_axis(idx, self._rot_perm[self.orient], axis=2)
+        codes = np.take(canvas.reshape(-1), idx)
         b, n = self.pos.shape
-        return self.palette[codes].reshape(b, n, *self.view_shape)
+        return np.take(self.palette, codes, axis=0).reshape(b, n, *self.view_shape)
 
     def state(self) -> NDArray[np.uint8]:
         """Global RGB image of every game: the map with a one-cell black border, ``uint8[B, H+2, W+2, 3]``."""
         h, w = self.map_shape
         p = self.pad
         canvas = self._canvas.reshape(self.batch_size, self._hp, self._wp)[:, p - 1 : p + h + 1, p - 1 : p + w + 1]
-        return self.palette[canvas]
+        return np.take(self.palette, canvas, axis=0)
 
     def state_shape(self) -> tuple[int, int, int]:
         h, w = self.map_shape
