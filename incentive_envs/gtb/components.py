@@ -51,6 +51,8 @@ ASK: Final = 2
 MOVES: Final = ("left", "right", "up", "down")
 _DR: Final = np.array([0, 0, -1, 1], dtype=np.int64)  # row offset of each move
 _DC: Final = np.array([-1, 1, 0, 0], dtype=np.int64)  # column offset of each move
+_DR_LIST: Final = _DR.tolist()
+_DC_LIST: Final = _DC.tolist()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,25 +102,24 @@ class ActionLayout:
 
 @dataclasses.dataclass
 class GTBState:
-    """Mutable state of B worlds with N agents, R = 2 resources and K = ``max_orders`` order slots.
+    """Mutable state of B worlds with N agents, R = 2 resources, K = ``max_orders`` slots and P prices.
 
-    Coin amounts are float64 (payments and taxes are fractional); resources are counted in float64 too so that
-    inventory arithmetic never mixes dtypes.
+    Per-agent amounts live in one float64 array ``agent`` (B, N, 7) with columns coin, stone, wood, escrow coin,
+    escrow stone, escrow wood, labour; the properties below are views into it, so in-place updates through
+    them change the state. Coin is fractional (payments, taxes); resources are counted in float64 as well.
     """
 
     resource: NDArray[np.int8]  # (B, R, H, W) 1 where a unit lies on the tile
     owner: NDArray[np.int8]  # (B, H, W) house owner index, -1 for no house
     occupant: NDArray[np.int8]  # (B, H, W) agent index standing on the tile, -1 for none
     pos: NDArray[np.int64]  # (B, N, 2) row, column
-    coin: NDArray[np.float64]  # (B, N) inventory coin
-    goods: NDArray[np.float64]  # (B, N, R) inventory stone, wood
-    escrow_coin: NDArray[np.float64]  # (B, N) coin locked in open bids
-    escrow_goods: NDArray[np.float64]  # (B, N, R) units locked in open asks
-    labour: NDArray[np.float64]  # (B, N) cumulative labour
+    agent: NDArray[np.float64]  # (B, N, 7) see the class docstring
     payment: NDArray[np.float64]  # (B, N) build payment of each agent this episode
     order_kind: NDArray[np.int8]  # (B, R, N, K) NO_ORDER, BID or ASK
     order_price: NDArray[np.int64]  # (B, R, N, K)
-    order_age: NDArray[np.int64]  # (B, R, N, K) steps the order has rested (its "lifetime")
+    order_created: NDArray[np.int64]  # (B, R, N, K) step at which the order was placed
+    my_bids: NDArray[np.float64]  # (B, N, R, P) open bids of each agent per price
+    my_asks: NDArray[np.float64]  # (B, N, R, P) open asks of each agent per price
     price_history: NDArray[np.float64]  # (B, R, P) decayed count of trades at each price
     rates: NDArray[np.float64]  # (B, n_brackets) marginal rates in force
     pending_rates: NDArray[np.float64]  # (B, n_brackets) rates for the next period
@@ -134,9 +135,34 @@ class GTBState:
     tax_enacted: bool = False
 
     @property
+    def coin(self) -> NDArray[np.float64]:
+        """(B, N) inventory coin (view)."""
+        return self.agent[..., 0]
+
+    @property
+    def goods(self) -> NDArray[np.float64]:
+        """(B, N, R) inventory stone, wood (view)."""
+        return self.agent[..., 1:3]
+
+    @property
+    def escrow_coin(self) -> NDArray[np.float64]:
+        """(B, N) coin locked in open bids (view)."""
+        return self.agent[..., 3]
+
+    @property
+    def escrow_goods(self) -> NDArray[np.float64]:
+        """(B, N, R) units locked in open asks (view)."""
+        return self.agent[..., 4:6]
+
+    @property
+    def labour(self) -> NDArray[np.float64]:
+        """(B, N) cumulative labour (view)."""
+        return self.agent[..., 6]
+
+    @property
     def total_coin(self) -> NDArray[np.float64]:
         """Inventory plus escrowed coin: what utility, income and the social metrics are computed on."""
-        return self.coin + self.escrow_coin
+        return self.agent[..., 0] + self.agent[..., 3]
 
 
 class Build:
@@ -155,18 +181,21 @@ class Build:
         """(B, N) whether each agent could build where it stands."""
         r, c = s.pos[..., 0], s.pos[..., 1]
         b = np.arange(s.pos.shape[0])[:, None]
-        free = ~self.landmark[r, c] & (s.owner[b, r, c] < 0)
-        return free & (s.goods[..., STONE] >= 1) & (s.goods[..., WOOD] >= 1)
+        has = (s.agent[..., 1:3] >= 1).all(-1)
+        return has & ~self.landmark[r, c] & (s.owner[b, r, c] < 0)
 
     def step(self, s: GTBState, actions: NDArray[np.int64]) -> None:
-        build = (actions == 1) & self.can_build(s)
+        want = actions == 1
+        if not want.any():
+            return
+        build = want & self.can_build(s)
         if not build.any():
             return
         b, i = np.nonzero(build)
-        s.goods[b, i] -= 1.0
+        s.agent[b, i, 1:3] -= 1.0
         s.owner[b, s.pos[b, i, 0], s.pos[b, i, 1]] = i
-        s.coin[b, i] += s.payment[b, i]
-        s.labour[b, i] += self.labour
+        s.agent[b, i, 0] += s.payment[b, i]
+        s.agent[b, i, 6] += self.labour
 
 
 class ContinuousDoubleAuction:
@@ -178,143 +207,140 @@ class ContinuousDoubleAuction:
     - Matching, per resource: the best bid (highest price, then oldest, then lowest agent index) of a buyer not
       yet ruled out meets the best ask of another agent (lowest price, then oldest, then lowest index). If the
       bid price reaches the ask price they trade at the price of the earlier order (the ask's when both are
-      equally old); otherwise the buyer is ruled out for this step. Repeat until no buyer is left.
-    - Expiry: every resting order ages by one; one older than ``order_duration`` is refunded from escrow.
+      equally old); otherwise the buyer is ruled out for this step. Repeat until no buyer is left. (The tie
+      order among equal price and age is Foundation's list order: orders of one step are placed in agent
+      index order and its sorts are stable.)
+    - Expiry: an order that has rested through ``order_duration`` steps after the one it was placed in is
+      refunded from escrow at the end of the step (Foundation: lifetime > duration after the increment).
+
+    Creation, expiry and the crossing pre-check are vectorised over worlds; the matching loop itself runs in
+    plain Python, only on books whose best bid reaches their best ask (a handful of orders each).
     """
 
     def __init__(self, config: GTBConfig, n_agents: int) -> None:
         self.cfg = config
         self.n_agents = n_agents
-        self.prices = np.arange(config.n_prices)
-        # Sort keys: price dominates age, age dominates agent index (ages are <= order_duration when matching).
-        self._age_span = config.order_duration + 2
-        self._price_span = self._age_span * n_agents
+        p = config.n_prices
+        self.prices = np.arange(p)
+        self.prices_f = self.prices.astype(np.float64)
+        # Decoding table of the market actions: resource, side (1 = ask) and price of action 2 + j.
+        j = np.arange(4 * p)
+        self._lut_resource, rest = np.divmod(j, 2 * p)
+        self._lut_ask, self._lut_price = np.divmod(rest, p)
 
     def n_orders(self, s: GTBState) -> NDArray[np.int64]:
         """(B, R, N) open orders per agent and resource."""
-        return (s.order_kind != NO_ORDER).sum(-1)
+        return np.count_nonzero(s.order_kind, axis=-1)
 
     def step(self, s: GTBState, actions: NDArray[np.int64]) -> None:
         s.price_history *= self.cfg.price_history_decay
         self._create(s, actions)
-        if self._any_crossing(s):
-            self._match(s)
+        crossing = self._crossing_books(s)
+        for b, r in crossing:
+            self._match_book(s, b, r)
         self._expire(s)
 
     def _create(self, s: GTBState, actions: NDArray[np.int64]) -> None:
-        p = self.cfg.n_prices
         rel = actions - 2
-        market = (rel >= 0) & (rel < 4 * p)
+        market = (rel >= 0) & (rel < 4 * self.cfg.n_prices)
         if not market.any():
             return
         b, i = np.nonzero(market)
         rel = rel[b, i]
-        r, rest = np.divmod(rel, 2 * p)
-        is_ask, price = np.divmod(rest, p)
-        is_ask = is_ask.astype(bool)
+        r, is_ask, price = self._lut_resource[rel], self._lut_ask[rel], self._lut_price[rel]
         kinds = s.order_kind[b, r, i]  # (M, K)
-        room = (kinds != NO_ORDER).sum(-1) < self.cfg.max_orders
-        afford = np.where(is_ask, s.goods[b, i, r] >= 1, s.coin[b, i] >= price)
-        ok = room & afford
+        room = np.count_nonzero(kinds, axis=-1) < self.cfg.max_orders
+        row = s.agent[b, i]  # (M, 7)
+        have = np.where(is_ask == 1, row[np.arange(rel.size), 1 + r] >= 1, row[:, 0] >= price)
+        ok = room & have
         if not ok.any():
             return
-        b, i, r, price, is_ask, kinds = b[ok], i[ok], r[ok], price[ok], is_ask[ok], kinds[ok]
-        slot = np.argmin(kinds != NO_ORDER, axis=-1)  # first free slot
-        s.order_kind[b, r, i, slot] = np.where(is_ask, ASK, BID)
+        if not ok.all():
+            b, i, r, price, is_ask, kinds = b[ok], i[ok], r[ok], price[ok], is_ask[ok], kinds[ok]
+        slot = np.argmin(kinds, axis=-1)  # first free slot (NO_ORDER is 0)
+        s.order_kind[b, r, i, slot] = BID + is_ask
         s.order_price[b, r, i, slot] = price
-        s.order_age[b, r, i, slot] = 0
-        coin = np.where(is_ask, 0.0, price)
-        s.coin[b, i] -= coin
-        s.escrow_coin[b, i] += coin
-        unit = is_ask.astype(np.float64)
-        s.goods[b, i, r] -= unit
-        s.escrow_goods[b, i, r] += unit
-        s.labour[b, i] += self.cfg.order_labour
+        s.order_created[b, r, i, slot] = s.timestep
+        bid = 1 - is_ask
+        coin = (bid * price).astype(np.float64)
+        s.agent[b, i, 0] -= coin
+        s.agent[b, i, 3] += coin
+        s.agent[b, i, 1 + r] -= is_ask
+        s.agent[b, i, 4 + r] += is_ask
+        s.agent[b, i, 6] += self.cfg.order_labour
+        s.my_bids[b, i, r, price] += bid
+        s.my_asks[b, i, r, price] += is_ask
 
-    def _any_crossing(self, s: GTBState) -> bool:
-        """Cheap pre-check: does any book hold a bid priced at or above some ask (owners ignored)?"""
-        bids = np.where(s.order_kind == BID, s.order_price, -1).max(axis=(2, 3))
-        asks = np.where(s.order_kind == ASK, s.order_price, self.cfg.n_prices).min(axis=(2, 3))
-        return bool((bids >= asks).any())
+    def _crossing_books(self, s: GTBState) -> list[tuple[int, int]]:
+        """Books (world, resource) whose highest bid is at or above their lowest ask (owners ignored)."""
+        bid_any = s.my_bids.sum(1)  # (B, R, P)
+        ask_any = s.my_asks.sum(1)
+        top_bid = np.where(bid_any > 0, self.prices, -1).max(-1)
+        low_ask = np.where(ask_any > 0, self.prices, self.cfg.n_prices).min(-1)
+        return [(int(b), int(r)) for b, r in zip(*np.nonzero(top_bid >= low_ask))]
 
-    def _match(self, s: GTBState) -> None:
-        bsz, n_res, n, k = s.order_kind.shape
-        kind = s.order_kind.reshape(bsz * n_res, n * k)  # one row per (world, resource) book; views
-        price = s.order_price.reshape(bsz * n_res, n * k)
-        age = s.order_age.reshape(bsz * n_res, n * k)
-        owner = np.repeat(np.arange(n), k)[None, :]
-        rows = np.arange(bsz * n_res)
-        ruled_out = np.zeros((bsz * n_res, n), dtype=bool)
+    def _match_book(self, s: GTBState, b: int, r: int) -> None:
+        kind, price, created = s.order_kind[b, r].tolist(), s.order_price[b, r].tolist(), s.order_created[b, r].tolist()
+        bids, asks = [], []
+        for i, row in enumerate(kind):
+            for k, kd in enumerate(row):
+                if kd != NO_ORDER:
+                    (bids if kd == BID else asks).append((price[i][k], created[i][k], i, k))
+        bids.sort(key=lambda e: (-e[0], e[1], e[2]))  # highest price, oldest, lowest index
+        asks.sort(key=lambda e: (e[0], e[1], e[2]))  # lowest price, oldest, lowest index
+        ruled_out: set[int] = set()
         while True:
-            bid_ok = (kind == BID) & ~ruled_out[rows[:, None], owner]
-            has_bid = bid_ok.any(-1)
-            if not has_bid.any():
+            bid = next((e for e in bids if e[2] not in ruled_out), None)
+            if bid is None:
                 return
-            bid_key = np.where(bid_ok, price * self._price_span + age * n + (n - 1 - owner), -1)
-            best_bid = bid_key.argmax(-1)
-            buyer = best_bid // k
-            ask_ok = (kind == ASK) & (owner != buyer[:, None])
-            ask_key = np.where(ask_ok, price * self._price_span - age * n + owner, np.iinfo(np.int64).max)
-            best_ask = ask_key.argmin(-1)
-            bid_price, ask_price = price[rows, best_bid], price[rows, best_ask]
-            trade = has_bid & ask_ok[rows, best_ask] & (bid_price >= ask_price)
-            ruled_out[rows[has_bid & ~trade], buyer[has_bid & ~trade]] = True
-            if trade.any():
-                self._settle(s, rows[trade], best_bid[trade], best_ask[trade], kind, price, age)
+            ask = next((e for e in asks if e[2] != bid[2]), None)
+            if ask is None or bid[0] < ask[0]:
+                ruled_out.add(bid[2])
+                continue
+            bids.remove(bid)
+            asks.remove(ask)
+            self._settle(s, b, r, bid, ask)
 
-    def _settle(
-        self,
-        s: GTBState,
-        rows: NDArray[np.int64],
-        bid_slot: NDArray[np.int64],
-        ask_slot: NDArray[np.int64],
-        kind: NDArray[np.int8],
-        price: NDArray[np.int64],
-        age: NDArray[np.int64],
-    ) -> None:
-        k = s.order_kind.shape[-1]
-        b, r = np.divmod(rows, s.order_kind.shape[1])
-        buyer, seller = bid_slot // k, ask_slot // k
-        bid_price, ask_price = price[rows, bid_slot], price[rows, ask_slot]
+    def _settle(self, s: GTBState, b: int, r: int, bid: tuple[int, ...], ask: tuple[int, ...]) -> None:
+        bid_price, bid_created, buyer, bid_slot = bid
+        ask_price, ask_created, seller, ask_slot = ask
         # The earlier order sets the price; a bid placed no earlier than the ask pays the ask price.
-        paid = np.where(age[rows, bid_slot] <= age[rows, ask_slot], ask_price, bid_price)
-        s.escrow_goods[b, seller, r] -= 1.0
-        s.goods[b, buyer, r] += 1.0
-        # One world can trade stone and wood in the same round with the same agents: accumulate with add.at.
-        np.add.at(s.escrow_coin, (b, buyer), -bid_price)
-        np.add.at(s.coin, (b, buyer), bid_price - paid)
-        np.add.at(s.coin, (b, seller), paid)
+        paid = ask_price if bid_created >= ask_created else bid_price
+        row_b, row_s = s.agent[b, buyer], s.agent[b, seller]
+        row_s[4 + r] -= 1.0
+        row_b[1 + r] += 1.0
+        row_b[3] -= bid_price
+        row_b[0] += bid_price - paid
+        row_s[0] += paid
         s.price_history[b, r, paid] += 1.0
-        kind[rows, bid_slot] = NO_ORDER
-        kind[rows, ask_slot] = NO_ORDER
+        s.order_kind[b, r, buyer, bid_slot] = NO_ORDER
+        s.order_kind[b, r, seller, ask_slot] = NO_ORDER
+        s.my_bids[b, buyer, r, bid_price] -= 1.0
+        s.my_asks[b, seller, r, ask_price] -= 1.0
 
     def _expire(self, s: GTBState) -> None:
-        live = s.order_kind != NO_ORDER
-        s.order_age += live
-        expired = live & (s.order_age > self.cfg.order_duration)
+        cutoff = s.timestep - self.cfg.order_duration
+        if cutoff < 1:
+            return
+        expired = (s.order_created <= cutoff) & (s.order_kind != NO_ORDER)
         if not expired.any():
             return
-        bids = expired & (s.order_kind == BID)
-        asks = expired & (s.order_kind == ASK)
-        refund = np.where(bids, s.order_price, 0).sum(axis=(1, 3)).astype(np.float64)  # (B, N)
-        s.coin += refund
-        s.escrow_coin -= refund
-        units = asks.sum(-1).transpose(0, 2, 1).astype(np.float64)  # (B, N, R)
-        s.goods += units
-        s.escrow_goods -= units
-        s.order_kind[expired] = NO_ORDER
-
-    def books(self, s: GTBState) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
-        """Per-agent price histograms of open orders: ``(bids, asks)``, each (B, R, N, P)."""
-        onehot = s.order_price[..., None] == self.prices  # (B, R, N, K, P)
-        bids = (onehot & (s.order_kind == BID)[..., None]).sum(3)
-        asks = (onehot & (s.order_kind == ASK)[..., None]).sum(3)
-        return bids.astype(np.float64), asks.astype(np.float64)
+        b, r, i, k = np.nonzero(expired)
+        price = s.order_price[b, r, i, k]
+        is_ask = (s.order_kind[b, r, i, k] == ASK).astype(np.int64)
+        bid = 1 - is_ask
+        np.add.at(s.agent, (b, i, 0), bid * price)
+        np.add.at(s.agent, (b, i, 3), -bid * price)
+        np.add.at(s.agent, (b, i, 1 + r), is_ask)
+        np.add.at(s.agent, (b, i, 4 + r), -is_ask)
+        np.add.at(s.my_bids, (b, i, r, price), -bid)
+        np.add.at(s.my_asks, (b, i, r, price), -is_ask)
+        s.order_kind[b, r, i, k] = NO_ORDER
 
     def market_rate(self, s: GTBState) -> NDArray[np.float64]:
         """(B, R) mean trade price under the decayed price history (0 before any trade)."""
         total = s.price_history.sum(-1)
-        return (s.price_history @ self.prices.astype(np.float64)) / np.maximum(0.001, total)
+        return (s.price_history @ self.prices_f) / np.maximum(0.001, total)
 
 
 class Gather:
@@ -329,39 +355,36 @@ class Gather:
     def __init__(self, config: GTBConfig, layout: MapLayout) -> None:
         self.cfg = config
         self.water = layout.water
+        self._water = layout.water.tolist()
         self.h, self.w = layout.shape
+        self._agent_ids = np.arange(config.n_agents, dtype=np.int8)[None, :, None]
 
     def step(self, s: GTBState, actions: NDArray[np.int64], order: NDArray[np.int64], move_start: int) -> None:
+        """Apply moves (``order`` is each world's (B, N) processing order this step), then collect."""
         direction = actions - move_start
         moving = (direction >= 0) & (direction < 4)
         if moving.any():
-            self._move(s, moving, direction, order)
+            for b in np.flatnonzero(moving.any(1)).tolist():
+                self._move_world(s, b, direction[b].tolist(), moving[b].tolist(), order[b].tolist())
         self._collect(s)
 
-    def _move(
-        self, s: GTBState, moving: NDArray[np.bool_], direction: NDArray[np.int64], order: NDArray[np.int64]
-    ) -> None:
-        barange = np.arange(s.pos.shape[0])
-        for k in range(order.shape[1]):
-            agent = order[:, k]
-            sel = moving[barange, agent]
-            if not sel.any():
+    def _move_world(self, s: GTBState, b: int, direction: list[int], moving: list[bool], order: list[int]) -> None:
+        """Sequential moves of one world: an agent's move sees the moves of the agents before it."""
+        occupant, owner, pos, agent = s.occupant[b], s.owner[b], s.pos[b], s.agent[b]
+        for i in order:
+            if not moving[i]:
                 continue
-            b, i = barange[sel], agent[sel]
-            d = direction[b, i]
-            r0, c0 = s.pos[b, i, 0], s.pos[b, i, 1]
-            r1, c1 = r0 + _DR[d], c0 + _DC[d]
-            inside = (r1 >= 0) & (r1 < self.h) & (c1 >= 0) & (c1 < self.w)
-            r1c, c1c = np.clip(r1, 0, self.h - 1), np.clip(c1, 0, self.w - 1)
-            house = s.owner[b, r1c, c1c]
-            ok = inside & ~self.water[r1c, c1c] & ((house < 0) | (house == i)) & (s.occupant[b, r1c, c1c] < 0)
-            if not ok.any():
+            r0, c0 = int(pos[i, 0]), int(pos[i, 1])
+            r1, c1 = r0 + _DR_LIST[direction[i]], c0 + _DC_LIST[direction[i]]
+            if not (0 <= r1 < self.h and 0 <= c1 < self.w) or self._water[r1][c1] or occupant[r1, c1] >= 0:
                 continue
-            b, i, r0, c0, r1, c1 = b[ok], i[ok], r0[ok], c0[ok], r1[ok], c1[ok]
-            s.occupant[b, r0, c0] = -1
-            s.occupant[b, r1, c1] = i
-            s.pos[b, i, 0], s.pos[b, i, 1] = r1, c1
-            s.labour[b, i] += self.cfg.move_labour
+            house = owner[r1, c1]
+            if house >= 0 and house != i:
+                continue
+            occupant[r0, c0] = -1
+            occupant[r1, c1] = i
+            pos[i, 0], pos[i, 1] = r1, c1
+            agent[i, 6] += self.cfg.move_labour
 
     def _collect(self, s: GTBState) -> None:
         b = np.arange(s.pos.shape[0])[:, None]
@@ -369,22 +392,20 @@ class Gather:
         here = s.resource[b, :, r, c]  # (B, N, R)
         if not here.any():
             return
-        s.goods += here
-        s.labour += self.cfg.collect_labour * here.sum(-1)
+        s.agent[..., 1:3] += here
+        s.agent[..., 6] += self.cfg.collect_labour * here.sum(-1)
         s.resource[b, :, r, c] = 0
 
     def move_mask(self, s: GTBState) -> NDArray[np.bool_]:
         """(B, N, 4) whether each move targets an in-bounds, accessible, currently unoccupied tile."""
-        bsz, n = s.pos.shape[:2]
-        r1 = s.pos[..., 0, None] + _DR  # (B, N, 4)
-        c1 = s.pos[..., 1, None] + _DC
-        inside = (r1 >= 0) & (r1 < self.h) & (c1 >= 0) & (c1 < self.w)
-        r1, c1 = np.clip(r1, 0, self.h - 1), np.clip(c1, 0, self.w - 1)
-        b = np.arange(bsz)[:, None, None]
-        house = s.owner[b, r1, c1]
-        me = np.arange(n)[None, :, None]
-        return inside & ~self.water[r1, c1] & ((house < 0) | (house == me)) & (s.occupant[b, r1, c1] < 0)
-
+        # Tile code on a 1-tile padded map: -1 free, k = agent k's house, -2 blocked (edge, water, occupied).
+        code = np.where(s.owner >= 0, s.owner, -1).astype(np.int8)
+        code[s.occupant >= 0] = -2
+        padded = np.full((code.shape[0], self.h + 2, self.w + 2), -2, dtype=np.int8)
+        padded[:, 1:-1, 1:-1] = np.where(self.water, -2, code)
+        b = np.arange(code.shape[0])[:, None, None]
+        target = padded[b, s.pos[..., 0, None] + (_DR + 1), s.pos[..., 1, None] + (_DC + 1)]  # (B, N, 4)
+        return (target == -1) | (target == self._agent_ids)
 
 class PeriodicBracketTax:
     """Foundation's periodic bracket tax with lump-sum redistribution (method.md §3.3.2, §3.3.10).
@@ -402,9 +423,9 @@ class PeriodicBracketTax:
 
     def marginal_rate(self, s: GTBState, income: NDArray[np.float64]) -> NDArray[np.float64]:
         """(B, N) rate in force on the bracket that ``income`` falls into; 0 for negative income."""
-        bracket = np.searchsorted(self.cutoffs, income, side="right") - 1
-        rate = np.take_along_axis(s.rates, np.maximum(bracket, 0), axis=-1)
-        return np.where(income < 0, 0.0, rate)
+        bracket = np.searchsorted(self.cutoffs, income, side="right") - 1  # -1 for negative income
+        rate = s.rates[np.arange(s.rates.shape[0])[:, None], bracket]
+        return np.where(bracket < 0, 0.0, rate)
 
     def step(self, s: GTBState) -> None:
         if s.tax_cycle_pos == 1 and s.has_pending.any():
@@ -415,8 +436,8 @@ class PeriodicBracketTax:
         if s.tax_enacted:
             income = s.coin_pre_tax - s.last_coin
             paid, share = collect_and_redistribute(income, s.rates[:, None, :], self.cutoffs, available=s.coin)
-            s.coin -= paid  # paid <= coin, so inventory coin stays >= 0 exactly
-            s.coin += share
+            s.agent[..., 0] -= paid  # paid <= coin, so inventory coin stays >= 0 exactly
+            s.agent[..., 0] += share
             s.tax_paid, s.lump_sum = paid, share
             s.last_income = income
             s.last_marginal_rate = self.marginal_rate(s, income)

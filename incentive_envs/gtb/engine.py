@@ -220,6 +220,7 @@ class BatchedGTB:
         self._sources = sources.astype(np.int8)
         self._init_world_tensor()
         self.flat_names = flat_feature_names(self.config)
+        self._inv_shape = 1.0 / np.array(self.layout.shape, dtype=np.float64)
         self.state_names = state_feature_names(self.config)
         self.rngs = [seeding.np_random(None)[0] for _ in range(self.n_envs)]
         self.s: GTBState | None = None
@@ -319,20 +320,20 @@ class BatchedGTB:
         occupant = np.full((b, h, w), -1, dtype=np.int8)
         occupant[barange, pos[..., 0], pos[..., 1]] = np.arange(n, dtype=np.int8)[None]
         zeros = np.zeros((b, n))
+        agent = np.zeros((b, n, 7))
+        agent[..., 0] = cfg.starting_coin
         self.s = GTBState(
             resource=np.repeat(self._sources[None], b, axis=0),
             owner=np.full((b, h, w), -1, dtype=np.int8),
             occupant=occupant,
             pos=pos,
-            coin=np.full((b, n), float(cfg.starting_coin)),
-            goods=np.zeros((b, n, n_res)),
-            escrow_coin=zeros.copy(),
-            escrow_goods=np.zeros((b, n, n_res)),
-            labour=zeros.copy(),
+            agent=agent,
             payment=payment,
             order_kind=np.zeros((b, n_res, n, k), dtype=np.int8),
             order_price=np.zeros((b, n_res, n, k), dtype=np.int64),
-            order_age=np.zeros((b, n_res, n, k), dtype=np.int64),
+            order_created=np.zeros((b, n_res, n, k), dtype=np.int64),
+            my_bids=np.zeros((b, n, n_res, cfg.n_prices)),
+            my_asks=np.zeros((b, n, n_res, cfg.n_prices)),
             price_history=np.zeros((b, n_res, cfg.n_prices)),
             rates=np.repeat(self.initial_tax_rates[None], b, axis=0),
             pending_rates=np.zeros((b, cfg.n_brackets)),
@@ -390,18 +391,13 @@ class BatchedGTB:
         b, n = self.n_envs, self.n_agents
         self._refresh_world(s)
         full = self._interior[:, [0, 1, 2, 3, 4, 5, 7, 8]].reshape(b, -1)
-        bids, asks = self.market.books(s)
         rate = self.market.market_rate(s)
         market = np.concatenate(
-            [rate[..., None], s.price_history * cfg.obs_scale, asks.sum(2), bids.sum(2)], axis=-1
+            [rate[..., None], s.price_history * cfg.obs_scale, s.my_asks.sum(1), s.my_bids.sum(1)], axis=-1
         ).reshape(b, -1)
         agents = np.concatenate(
             [
-                s.coin[..., None] * cfg.obs_scale,
-                s.goods * cfg.obs_scale,
-                s.escrow_coin[..., None] * cfg.obs_scale,
-                s.escrow_goods * cfg.obs_scale,
-                s.labour[..., None] * cfg.obs_scale,
+                s.agent * cfg.obs_scale,
                 s.pos / np.array(self.layout.shape),
                 s.payment[..., None] / _BASE_PAYMENT,
                 s.last_income[..., None] / cfg.tax_period,
@@ -531,33 +527,26 @@ class BatchedGTB:
 
     def _flat(self, s: GTBState) -> NDArray[np.float32]:
         cfg = self.config
-        b, n = self.n_envs, self.n_agents
-        bids, asks = self.market.books(s)  # (B, R, N, P)
-        all_bids, all_asks = bids.sum(2, keepdims=True), asks.sum(2, keepdims=True)
-        rate = np.broadcast_to(self.market.market_rate(s)[:, :, None, None], (b, len(RESOURCES), n, 1))
-        hist = np.broadcast_to((s.price_history * cfg.obs_scale)[:, :, None], bids.shape)
-        market = np.concatenate([rate, hist, all_asks - asks, all_bids - bids, asks, bids], axis=-1)
-        market = market.transpose(0, 2, 1, 3).reshape(b, n, -1)  # (B, N, R * (1 + 5P))
-        time_tax = self._time_and_tax(s)
-        tax = np.concatenate(
-            [np.broadcast_to(time_tax[:, None, 1:], (b, n, time_tax.shape[1] - 1)),
-             self._current_marginal_rate(s)[..., None]],
-            axis=-1,
-        )
-        own = np.concatenate(
-            [
-                s.coin[..., None] * cfg.obs_scale,
-                s.goods * cfg.obs_scale,
-                s.escrow_coin[..., None] * cfg.obs_scale,
-                s.escrow_goods * cfg.obs_scale,
-                s.labour[..., None] * cfg.obs_scale,
-                s.pos / np.array(self.layout.shape),
-                np.broadcast_to(time_tax[:, None, :1], (b, n, 1)),
-                s.payment[..., None] / _BASE_PAYMENT,
-            ],
-            axis=-1,
-        )
-        return np.concatenate([own, market, tax], axis=-1).astype(np.float32)
+        b, n, p, n_res = self.n_envs, self.n_agents, cfg.n_prices, len(RESOURCES)
+        out = np.empty((b, n, len(self.flat_names)), dtype=np.float32)
+        out[..., 0:7] = s.agent * cfg.obs_scale
+        out[..., 7:9] = s.pos * self._inv_shape
+        out[..., 9] = s.timestep / self._order.shape[0]
+        out[..., 10] = s.payment * (1.0 / _BASE_PAYMENT)
+        market = out[..., 11 : 11 + n_res * (1 + 5 * p)].reshape(b, n, n_res, 1 + 5 * p)
+        market[..., 0] = self.market.market_rate(s)[:, None, :]
+        market[..., 1 : 1 + p] = (s.price_history * cfg.obs_scale)[:, None]
+        market[..., 1 + p : 1 + 2 * p] = s.my_asks.sum(1, keepdims=True) - s.my_asks
+        market[..., 1 + 2 * p : 1 + 3 * p] = s.my_bids.sum(1, keepdims=True) - s.my_bids
+        market[..., 1 + 3 * p : 1 + 4 * p] = s.my_asks
+        market[..., 1 + 4 * p :] = s.my_bids
+        tax = out[..., 11 + n_res * (1 + 5 * p) :]
+        pos = s.tax_cycle_pos
+        tax[..., 0:3] = (float(pos >= cfg.tax_period), float(pos == 1), pos / cfg.tax_period)
+        tax[..., 3 : 3 + n] = (np.sort(s.last_income, axis=-1) * (1.0 / cfg.tax_period))[:, None]
+        tax[..., 3 + n : -1] = s.rates[:, None]
+        tax[..., -1] = self._current_marginal_rate(s)
+        return out
 
     def _masks(self, s: GTBState) -> NDArray[np.int8]:
         cfg = self.config
@@ -567,11 +556,10 @@ class BatchedGTB:
         mask[..., 0] = 1
         mask[..., 1] = self.build.can_build(s)
         room = (self.market.n_orders(s) < cfg.max_orders).transpose(0, 2, 1)  # (B, N, R)
-        afford = np.arange(p) <= s.coin[..., None]  # (B, N, P)
-        for r in range(len(RESOURCES)):
-            start = self.actions.buy(r, 0)
-            mask[..., start : start + p] = afford & room[..., r, None]
-            mask[..., start + p : start + 2 * p] = (room[..., r] & (s.goods[..., r] >= 1))[..., None]
+        afford = self.market.prices <= s.agent[..., 0, None]  # (B, N, P)
+        trade = mask[..., 2 : self.actions.move_start].reshape(b, n, len(RESOURCES), 2, p)
+        trade[..., 0, :] = afford[:, :, None] & room[..., None]
+        trade[..., 1, :] = (room & (s.agent[..., 1:3] >= 1))[..., None]
         mask[..., self.actions.move_start :] = self.gather.move_mask(s)
         return mask
 
@@ -597,7 +585,7 @@ class BatchedGTB:
 
 
 def orders_summary(sim: BatchedGTB, env_index: int = 0) -> list[dict[str, Any]]:
-    """Open orders of one world as dicts (resource, side, agent, price, age): for tests and debugging."""
+    """Open orders of one world as dicts (resource, side, agent, price, placed_at step): for tests and debugging."""
     s = sim._require_state()
     out = []
     for r, res in enumerate(RESOURCES):
@@ -607,5 +595,5 @@ def orders_summary(sim: BatchedGTB, env_index: int = 0) -> list[dict[str, Any]]:
                 if kind != NO_ORDER:
                     out.append({"resource": res, "side": "bid" if kind == BID else "ask", "agent": i,
                                 "price": int(s.order_price[env_index, r, i, k]),
-                                "age": int(s.order_age[env_index, r, i, k])})
+                                "placed_at": int(s.order_created[env_index, r, i, k])})
     return out
