@@ -49,7 +49,10 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     target = Path(path)
     if not target.is_file():
         raise FileNotFoundError(f"no checkpoint at {target}")
-    data = torch.load(target, weights_only=True, map_location="cpu")
+    try:
+        data = torch.load(target, weights_only=True, map_location="cpu")
+    except Exception as err:  # torch raises pickle/zip/runtime errors depending on how the file is broken
+        raise ValueError(f"{target} is not a readable incentive-design checkpoint: {err}") from err
     if not isinstance(data, dict):
         raise ValueError(f"{target} is not an incentive-design checkpoint (got {type(data).__name__})")
     missing = [k for k in _REQUIRED if k not in data]

@@ -85,7 +85,7 @@ def test_checkpoint_contents_and_strict_loading(tmp_path: Path):
     with pytest.raises(ValueError, match="agent parameter"):
         other.load_state_dict(data)
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(Exception):
+    with pytest.raises(ValueError, match="not a readable"):
         load_checkpoint(tmp_path / "junk.pt")
     torch.save({"weights": torch.zeros(1)}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match="not an incentive-design checkpoint"):
