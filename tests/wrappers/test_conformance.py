@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import importlib
 import warnings
 from collections.abc import Callable
@@ -15,7 +16,7 @@ from pettingzoo.test import api_test, parallel_api_test, parallel_seed_test, see
 from pettingzoo.utils import parallel_to_aec
 
 import incentive_envs
-from wrappers import IncentiveWrapper, StepContext, TaxWrapper
+from wrappers import TAX_INFO_KEYS, IncentiveWrapper, StepContext, TaxWrapper
 
 
 def _importable(entry: incentive_envs.EnvEntry) -> bool:
@@ -50,6 +51,26 @@ def _wrappers(entry: incentive_envs.EnvEntry) -> dict[str, Callable[[], Parallel
     }
 
 
+@functools.cache
+def _has_own_tax(entry: incentive_envs.EnvEntry) -> bool:
+    """Whether the game reports tax keys itself (Gather-Trade-Build taxes inside the env)."""
+    env = entry.load().parallel_env()
+    env.reset(seed=0)
+    _, _, _, _, infos = env.step({a: env.action_space(a).sample() for a in env.agents})
+    return any(key in info for info in infos.values() for key in TAX_INFO_KEYS)
+
+
+def _skip_or_check_own_tax(entry: incentive_envs.EnvEntry, kind: str) -> None:
+    """A game with its own tax must make TaxWrapper refuse to overwrite its infos, loudly."""
+    if kind != "tax" or not _has_own_tax(entry):
+        return
+    env = _wrappers(entry)["tax"]()
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match="already has"):
+        env.step({a: env.action_space(a).sample() for a in env.agents})
+    pytest.skip(f"{entry.name} taxes inside the env; TaxWrapper refuses to stack (checked)")
+
+
 def _no_warnings(check: Callable[[], Any]) -> None:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -77,6 +98,7 @@ def _rollout(env: ParallelEnv, seed: int, steps: int) -> list[Any]:
 @pytest.mark.parametrize("entry", ENTRIES)
 @pytest.mark.parametrize("kind", ["incentive", "incentive_scaled", "tax"])
 def test_parallel_checkers(entry: incentive_envs.EnvEntry, kind: str) -> None:
+    _skip_or_check_own_tax(entry, kind)
     make = _wrappers(entry)[kind]
     _no_warnings(lambda: parallel_api_test(make(), num_cycles=40))
     _no_warnings(lambda: parallel_seed_test(make))
@@ -85,6 +107,7 @@ def test_parallel_checkers(entry: incentive_envs.EnvEntry, kind: str) -> None:
 @pytest.mark.parametrize("entry", ENTRIES)
 @pytest.mark.parametrize("kind", ["incentive", "tax"])
 def test_aec_checkers(entry: incentive_envs.EnvEntry, kind: str) -> None:
+    _skip_or_check_own_tax(entry, kind)
     make = _wrappers(entry)[kind]
     _no_warnings(lambda: api_test(parallel_to_aec(make()), num_cycles=40))
     _no_warnings(lambda: seed_test(lambda: parallel_to_aec(make()), num_cycles=40))
@@ -95,6 +118,8 @@ def test_aec_checkers(entry: incentive_envs.EnvEntry, kind: str) -> None:
 def test_multi_step_determinism(entry: incentive_envs.EnvEntry, kind: str) -> None:
     """``parallel_seed_test`` only compares one step; compare whole episodes, wrapper outputs included."""
     from gymnasium.utils.env_checker import data_equivalence
+
+    _skip_or_check_own_tax(entry, kind)
 
     make = _wrappers(entry)[kind]
     first, second = _rollout(make(), 7, 40), _rollout(make(), 7, 40)

@@ -187,7 +187,7 @@ def test_module_incentive_recomputed_with_gradients_equals_paid(slots: str) -> N
     for x, slot, paid in logged:
         out = module(torch.as_tensor(x)[None])[0]
         recomputed = fn.payments_from_outputs(out, slot)
-        assert {a: float(v) for a, v in recomputed.items()} == paid
+        assert {a: float(v.detach()) for a, v in recomputed.items()} == paid
         torch.stack(list(recomputed.values())).sum().backward()
         assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in module.parameters())
         module.zero_grad()
@@ -376,3 +376,36 @@ def test_aec_dispatch_of_a_parallelizable_env_keeps_reward_bookkeeping() -> None
         assert env.infos[agent]["env_reward"] == expected_env and env.infos[agent]["incentive"] == expected_paid
     _, cumulative, *_ = env.last()
     assert cumulative == env.rewards[env.agent_selection]
+
+
+GUARDS_UNDER_O = """
+import math
+from incentive_envs.escape_room import parallel_env
+from wrappers import IncentiveWrapper, TaxWrapper, incentive
+
+def expect(error, call):
+    try:
+        call()
+    except error:
+        return
+    raise SystemExit(f"{error.__name__} not raised")
+
+env = IncentiveWrapper(parallel_env(n_agents=2, min_at_lever=1), lambda ctx: {"agent_0": math.nan})
+expect(RuntimeError, lambda: env.step({"agent_0": 0, "agent_1": 0}))
+env.reset(seed=0)
+expect(ValueError, lambda: env.step({"agent_0": 5, "agent_1": 0}))
+expect(KeyError, lambda: env.step({"agent_0": 0}))
+expect(FloatingPointError, lambda: env.step({"agent_0": 1, "agent_1": 1}))
+tax = TaxWrapper(parallel_env(n_agents=2, min_at_lever=1), rates=[0.5] * 7)
+tax.reset(seed=0)
+expect(ValueError, lambda: tax.step({"agent_0": 5, "agent_1": 0}))
+print("guards hold")
+"""
+
+
+def test_guards_hold_under_python_O() -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-O", "-c", GUARDS_UNDER_O], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and "guards hold" in done.stdout, done.stderr + done.stdout
