@@ -378,6 +378,10 @@ def _has_state(env: Any) -> bool:
 
 def _snapshot(value: Any) -> Any:
     """A copy the env cannot mutate later (envs may reuse their observation buffers)."""
+    if isinstance(value, np.ndarray):
+        return value.copy()
+    if isinstance(value, dict) and all(isinstance(v, np.ndarray) for v in value.values()):
+        return {k: v.copy() for k, v in value.items()}
     return copy.deepcopy(value)
 
 
