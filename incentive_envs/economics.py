@@ -82,9 +82,7 @@ def check_cutoffs(cutoffs: Sequence[float] | Any) -> np.ndarray:
     return cut
 
 
-def check_rates(
-    rates: Sequence[float] | Any, n_brackets: int, low: float = 0.0, high: float = 1.0
-) -> np.ndarray:
+def check_rates(rates: Sequence[float] | Any, n_brackets: int, low: float = 0.0, high: float = 1.0) -> np.ndarray:
     """Validate one vector of marginal rates (one per bracket) and return it as a float64 array.
 
     Raises:

@@ -57,9 +57,7 @@ class PaymentRules:
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise ValueError(f"{name} must be a bool, got {getattr(self, name)!r}")
         if self.nonnegative and self.budget_balanced:
-            raise ValueError(
-                "nonnegative=True and budget_balanced=True together only allow all-zero payments"
-            )
+            raise ValueError("nonnegative=True and budget_balanced=True together only allow all-zero payments")
 
 
 def _as_number(value: Any, what: str) -> float:
@@ -135,9 +133,7 @@ class IncentiveBooks:
             ValueError: a negative payment under ``nonnegative``, or a budget exceeded under ``"raise"``.
         """
         if not isinstance(raw, Mapping):
-            raise TypeError(
-                f"incentive function must return a mapping agent -> payment, got {type(raw).__name__}"
-            )
+            raise TypeError(f"incentive function must return a mapping agent -> payment, got {type(raw).__name__}")
         stray = [a for a in raw if a not in ctx.agents]
         if stray:
             unknown = [a for a in stray if a not in ctx.possible_agents]
@@ -147,13 +143,9 @@ class IncentiveBooks:
         for agent in ctx.agents:
             value = _as_number(raw.get(agent, 0.0), f"incentive for {agent} at step {ctx.step}")
             if not math.isfinite(value):
-                raise FloatingPointError(
-                    f"incentive for {agent} at step {ctx.step} is {value}; it must be finite"
-                )
+                raise FloatingPointError(f"incentive for {agent} at step {ctx.step} is {value}; it must be finite")
             if self.rules.nonnegative and value < 0:
-                raise ValueError(
-                    f"incentive for {agent} at step {ctx.step} is {value} < 0 but nonnegative=True"
-                )
+                raise ValueError(f"incentive for {agent} at step {ctx.step} is {value} < 0 but nonnegative=True")
             payments[agent] = value
         if self.rules.budget_balanced and payments:
             mean = sum(payments.values()) / len(payments)
@@ -175,8 +167,7 @@ class IncentiveBooks:
         if rules.on_budget == "raise":
             if rules.budget_per_step is not None and abs(total) > rules.budget_per_step:
                 raise ValueError(
-                    f"step {step}: incentives sum to {total!r}; |sum| exceeds "
-                    f"budget_per_step={rules.budget_per_step}"
+                    f"step {step}: incentives sum to {total!r}; |sum| exceeds budget_per_step={rules.budget_per_step}"
                 )
             raise ValueError(
                 f"step {step}: episode incentives would reach {self.episode_cost + total!r} "

@@ -122,9 +122,7 @@ def _finite_scale(scale: Any) -> float:
 def _discrete_index(agent: str, action: Any, space: spaces.Space[Any]) -> int:
     """0-based index of ``action`` in a Discrete space; TypeError for any other kind of space."""
     if not isinstance(space, spaces.Discrete):
-        raise TypeError(
-            f"{agent}: action space {space} is not Discrete; this incentive needs one-hot actions"
-        )
+        raise TypeError(f"{agent}: action space {space} is not Discrete; this incentive needs one-hot actions")
     return int(action) - int(space.start)
 
 
@@ -160,9 +158,7 @@ class ActionTable:
         if not isinstance(space, spaces.Discrete):
             raise TypeError(f"{agent}: ActionTable needs a Discrete action space, got {space}")
         if table.size != space.n:
-            raise ValueError(
-                f"{agent}: ActionTable has {table.size} values but the action space {space} has {space.n}"
-            )
+            raise ValueError(f"{agent}: ActionTable has {table.size} values but the action space {space} has {space.n}")
         return table
 
     def bind(self, possible_agents: Sequence[str], action_spaces: Mapping[str, spaces.Space[Any]]) -> None:
@@ -187,9 +183,7 @@ class ActionTable:
 
     def __repr__(self) -> str:
         tables = (
-            {a: t.tolist() for a, t in self.tables.items()}
-            if isinstance(self.tables, dict)
-            else self.tables.tolist()
+            {a: t.tolist() for a, t in self.tables.items()} if isinstance(self.tables, dict) else self.tables.tolist()
         )
         return f"ActionTable({tables}, scale={self.scale})"
 
@@ -225,9 +219,7 @@ def _flat_obs(value: Any, space: spaces.Space[Any] | None) -> np.ndarray:
         return np.asarray(spaces.flatten(space, value), dtype=np.float32).reshape(-1)
     arr = np.asarray(value)
     if arr.dtype == object:
-        raise TypeError(
-            f"cannot flatten a designer observation of type {type(value).__name__}; pass features="
-        )
+        raise TypeError(f"cannot flatten a designer observation of type {type(value).__name__}; pass features=")
     return arr.astype(np.float32).reshape(-1)
 
 
@@ -308,9 +300,7 @@ class ModuleIncentive:
             return {a: ctx.possible_agents.index(a) for a in ctx.agents}
         custom = dict(self.slots(ctx))  # type: ignore[operator]
         if set(custom) != set(ctx.agents):
-            raise KeyError(
-                f"slots(ctx) must name exactly the acting agents {list(ctx.agents)}, got {sorted(custom)}"
-            )
+            raise KeyError(f"slots(ctx) must name exactly the acting agents {list(ctx.agents)}, got {sorted(custom)}")
         return {a: int(custom[a]) for a in ctx.agents}
 
     def inputs(self, ctx: StepContext) -> tuple[np.ndarray, dict[str, int]]:
@@ -423,9 +413,7 @@ class IncentiveWrapper(IncentiveBooks, BaseParallelWrapper):
         if not isinstance(env, ParallelEnv):
             raise TypeError(f"IncentiveWrapper needs a PettingZoo ParallelEnv, got {type(env).__name__}")
         super().__init__(env)
-        self.rules = PaymentRules(
-            budget_per_step, budget_per_episode, on_budget, nonnegative, budget_balanced
-        )
+        self.rules = PaymentRules(budget_per_step, budget_per_episode, on_budget, nonnegative, budget_balanced)
         self._possible = tuple(env.possible_agents)
         self._action_spaces = {a: env.action_space(a) for a in self._possible}
         self._observation_spaces = {a: env.observation_space(a) for a in self._possible}
@@ -525,9 +513,7 @@ class AECIncentiveWrapper(IncentiveBooks, BaseWrapper):
         super().__init__(env)
         self.rules = PaymentRules(**rules)
         if self.rules.budget_balanced:
-            raise ValueError(
-                "budget_balanced=True is meaningless when one agent acts per step (it would pay 0)"
-            )
+            raise ValueError("budget_balanced=True is meaningless when one agent acts per step (it would pay 0)")
         self._possible = tuple(env.possible_agents)
         self._action_spaces = {a: env.action_space(a) for a in self._possible}
         self._observation_spaces = {a: env.observation_space(a) for a in self._possible}
@@ -609,9 +595,7 @@ class AECIncentiveWrapper(IncentiveBooks, BaseWrapper):
         if acting is not None:
             self._cumulative_rewards[acting] = 0.0
         self.rewards = {a: env_rewards[a] + payments.get(a, 0.0) for a in inner.rewards}
-        self._cumulative_rewards = {
-            a: self._cumulative_rewards.get(a, 0.0) + r for a, r in self.rewards.items()
-        }
+        self._cumulative_rewards = {a: self._cumulative_rewards.get(a, 0.0) + r for a, r in self.rewards.items()}
         self.infos = {
             a: {
                 **i,
@@ -654,9 +638,7 @@ class GymIncentiveWrapper(IncentiveBooks, gymnasium.Wrapper, gymnasium.utils.Rec
         """Swap the incentive function; it applies from the next step on."""
         self.incentive_fn = _bind(incentive_fn, (GYM_AGENT,), self._spaces)
 
-    def reset(
-        self, *, seed: int | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[Any, dict[str, Any]]:
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
         _check_options(options)
         obs, info = self.env.reset(seed=seed, options=options)
         self._obs = _snapshot(obs)
