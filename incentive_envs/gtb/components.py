@@ -19,7 +19,7 @@ import dataclasses
 from typing import Final
 
 import numpy as np
-from numpy.typing import NDArray
+from numpy.typing import ArrayLike, NDArray
 
 from incentive_envs.economics import collect_and_redistribute
 from incentive_envs.gtb.config import GTBConfig
@@ -423,9 +423,7 @@ class PeriodicBracketTax:
 
     def marginal_rate(self, s: GTBState, income: NDArray[np.float64]) -> NDArray[np.float64]:
         """(B, N) rate in force on the bracket that ``income`` falls into; 0 for negative income."""
-        bracket = np.searchsorted(self.cutoffs, income, side="right") - 1  # -1 for negative income
-        rate = s.rates[np.arange(s.rates.shape[0])[:, None], bracket]
-        return np.where(bracket < 0, 0.0, rate)
+        return marginal_rate(income, s.rates, self.cutoffs)
 
     def step(self, s: GTBState) -> None:
         if s.tax_cycle_pos == 1 and s.has_pending.any():
@@ -447,6 +445,22 @@ class PeriodicBracketTax:
             s.tax_paid = np.zeros_like(s.coin)
             s.lump_sum = np.zeros_like(s.coin)
         s.tax_cycle_pos += 1
+
+
+def marginal_rate(income: ArrayLike, rates: ArrayLike, cutoffs: ArrayLike) -> NDArray[np.float64]:
+    """Marginal rate at ``income``: the rate of the bracket it falls into (``cut_b <= income < cut_{b+1}``),
+    0 for negative income (Foundation's ``PeriodicBracketTax.marginal_rate``).
+
+    Args:
+        income: (B, N) incomes.
+        rates: (B, n_brackets) rates, one row per world.
+        cutoffs: (n_brackets,) bracket lower edges.
+    """
+    inc = np.asarray(income, dtype=np.float64)
+    r = np.asarray(rates, dtype=np.float64)
+    bracket = np.searchsorted(np.asarray(cutoffs, dtype=np.float64), inc, side="right") - 1  # -1 if negative
+    rate = r[np.arange(r.shape[0])[:, None], bracket]
+    return np.where(bracket < 0, 0.0, rate)
 
 
 def regenerate(s: GTBState, source_index: NDArray[np.int64], regrow: NDArray[np.bool_]) -> None:

@@ -73,7 +73,7 @@ def parse_layout(text: str, name: str = "<text>") -> MapLayout:
     """
     sep = ";" if ";" in text else "\n"
     rows = [row.strip("\r\n") for row in text.split(sep)]
-    while rows and not rows[-1].strip():
+    while rows and rows[-1] == "":
         rows.pop()
     if not rows:
         raise ValueError(f"layout {name!r} is empty")
