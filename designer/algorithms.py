@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import Tensor, nn
+from torch.func import grad, vmap
 
 from designer.batch import Batch, discounted_returns, gae
 from designer.config import DesignerConfig
@@ -513,23 +514,28 @@ class AMDDesigner(Designer):
         return super().iterate(learner, collect, batch)
 
     def _score_norms(self, batch: Batch) -> Tensor:
-        """``||grad_theta_i log pi_i(a_i | o_i)||^2`` per step and agent ``[B, T, N]``, at each agent's own obs."""
+        """``||grad_theta_i log pi_i(a_i | o_i)||^2`` per step and agent ``[B, T, N]``, at each agent's own obs.
+
+        Per-sample gradients with ``torch.func.vmap`` over steps and agents (one call per batch).
+        """
         learner = self.learner
         if learner is None:
             raise RuntimeError("AMD update called before the first iteration")
-        params = learner.params
+        params = {k: v.detach() for k, v in learner.params.items()}
         b, t, n = batch.actions.shape
-        norms = torch.zeros(b, t, n)
-        for bi in range(b):
-            for ti in range(int(batch.step_mask[bi].sum())):
-                for i in range(n):
-                    if batch.mask[bi, ti, i] <= 0:
-                        continue
-                    logits = learner.logits(params, batch.obs[bi, ti])
-                    logp, _ = action_log_probs(logits, batch.actions[bi, ti], learner.epsilon)
-                    g = torch.autograd.grad(logp[i], list(params.values()))
-                    norms[bi, ti, i] = sum(float((gi**2).sum()) for gi in g)
-        return norms
+        eye = torch.eye(n, dtype=batch.env_rewards.dtype)
+        eps = learner.epsilon
+
+        def logp_of(p: Params, obs: Tensor, actions: Tensor, pick: Tensor) -> Tensor:
+            logp, _ = action_log_probs(learner.logits(p, obs), actions, eps)
+            return (logp * pick).sum()
+
+        per_agent = vmap(grad(logp_of), in_dims=(None, None, None, 0))
+        per_step = vmap(per_agent, in_dims=(None, 0, 0, None))
+        obs = batch.obs.flatten(0, 1)
+        grads = per_step(params, obs, batch.actions.flatten(0, 1), eye)
+        norms = sum(g.pow(2).flatten(2).sum(-1) for g in grads.values())
+        return norms.reshape(b, t, n) * batch.mask
 
     def update(self, batch: Batch) -> Metrics:
         cfg = self.config
