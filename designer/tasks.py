@@ -190,7 +190,87 @@ def matrix_task(game: str = "ipd", **env_kwargs: Any) -> Task:
     )
 
 
+CLEAN, APPLE, OTHER = 0, 1, 2
+"""Cleanup's action types: the designer pays one value per type (method.md §3.2.6)."""
+
+
+def cleanup_action_types(ctx: StepContext) -> dict[str, int]:
+    """Each agent's action type this step: clean if it fired the cleaning beam, else apple if it collected
+    one (env reward > 0), else other."""
+    types = {}
+    for a in ctx.agents:
+        if ctx.infos[a].get("cleaned", False):
+            types[a] = CLEAN
+        elif ctx.env_rewards[a] > 0:
+            types[a] = APPLE
+        else:
+            types[a] = OTHER
+    return types
+
+
+class CleanupFeatures:
+    """The Cleanup designer's input: the global RGB map (flattened, raw 0..255) and a one-hot "fired the
+    cleaning beam this step" flag pair per agent (the paper's ``obs_cleaned_1hot``)."""
+
+    def __call__(self, ctx: StepContext) -> np.ndarray:
+        image = np.asarray(ctx.designer_obs, dtype=np.float32).reshape(-1)
+        flags = np.zeros((len(ctx.possible_agents), 2), dtype=np.float32)
+        for i, a in enumerate(ctx.possible_agents):
+            cleaned = a in ctx.agents and bool(ctx.infos[a].get("cleaned", False))
+            flags[i, int(cleaned)] = 1.0
+        return np.concatenate([image, flags.reshape(-1)])
+
+
+def cleanup_task(map_name: str = "small", **env_kwargs: Any) -> Task:
+    """Cleanup with the paper's shared CNN actor-critic agents and image-based designer (method.md §2.4, §5.2).
+
+    The designer pays ``2 * sigmoid`` by action type (clean / collected an apple / other) both in the env and in
+    its model of the agents' update (the original paid the raw sigmoid in the env: bug §7.1.1), and both updates
+    use means over agent-steps (§7.1.2). Its outer weights are GAE advantages from a critic on the global map.
+    """
+    from designer.networks import ImageIncentiveNet
+    from incentive_envs.cleanup import parallel_env
+
+    kwargs = {"map_name": map_name, **env_kwargs}
+    env = parallel_env(**kwargs)
+    agents = tuple(env.possible_agents)
+    obs_shape = tuple(int(s) for s in env.observation_space(agents[0]).shape)
+    state_shape = tuple(int(s) for s in env.state_space.shape)
+    n_actions = int(env.action_space(agents[0]).n)
+    env.close()
+    image_dim = int(np.prod(state_shape))
+
+    def make_net(task: Task, n_slots: int, hidden: tuple[int, ...]) -> nn.Module:
+        return ImageIncentiveNet(state_shape, 2 * len(agents), n_slots, hidden=hidden[0] if hidden else 64)
+
+    return Task(
+        name="cleanup",
+        make_env=lambda: parallel_env(**kwargs),
+        agents=agents,
+        obs_shape=obs_shape,
+        n_actions=n_actions,
+        feature_dim=image_dim + 2 * len(agents),
+        features=CleanupFeatures(),
+        slot_rules={"action_type": cleanup_action_types, "agent": agent_slots},
+        n_slots={"action_type": 3, "agent": len(agents)},
+        state_shape=state_shape,
+        learner=LearnerConfig(
+            kind="actor_critic", optimizer="sgd", lr=6.73e-4, gamma=0.99, entropy_coef=0.129, reduction="mean",
+            epsilon_start=1.0, epsilon_end=0.05, epsilon_iters=100, shared=True, hidden=(64, 64),
+            conv_channels=(6,), kernel=3, critic_lr=5.54e-4, critic_hidden=(64, 64), target_tau=7.93e-3,
+            obs_scale=1.0 / 256.0,
+        ),
+        designer=DesignerConfig(
+            output="action_type", hidden=(64,), scale=2.0, lr=1.24e-5, cost="none", outer_reduction="mean",
+            use_critic=True, critic_lr=2.4e-5, critic_tau=0.114, gae_lambda=0.99, dual_values=(0.0, 1.0, 2.0),
+        ),
+        make_incentive_net=make_net,
+        env_kwargs=kwargs,
+    )
+
+
 TASKS: dict[str, Callable[..., Task]] = {
+    "cleanup": cleanup_task,
     "escape_room": escape_room_task,
     "ipd": lambda **kw: matrix_task("ipd", **kw),
     "stag_hunt": lambda **kw: matrix_task("stag_hunt", **kw),
