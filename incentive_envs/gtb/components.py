@@ -28,6 +28,8 @@ from incentive_envs.gtb.layout import MapLayout
 __all__ = [
     "ASK",
     "BID",
+    "BLOCKED_TILE",
+    "FREE_TILE",
     "MOVES",
     "NO_ORDER",
     "RESOURCES",
@@ -52,6 +54,8 @@ MOVES: Final = ("left", "right", "up", "down")
 _DR: Final = np.array([0, 0, -1, 1], dtype=np.int64)  # row offset of each move
 _DC: Final = np.array([-1, 1, 0, 0], dtype=np.int64)  # column offset of each move
 _DR_LIST: Final = _DR.tolist()
+FREE_TILE: Final = 255  # tile code (uint8): walkable, no house; a house holds its owner's index
+BLOCKED_TILE: Final = 254  # tile code: water, outside the map, or occupied
 _DC_LIST: Final = _DC.tolist()
 
 
@@ -118,8 +122,7 @@ class GTBState:
     order_kind: NDArray[np.int8]  # (B, R, N, K) NO_ORDER, BID or ASK
     order_price: NDArray[np.int64]  # (B, R, N, K)
     order_created: NDArray[np.int64]  # (B, R, N, K) step at which the order was placed
-    my_bids: NDArray[np.float64]  # (B, N, R, P) open bids of each agent per price
-    my_asks: NDArray[np.float64]  # (B, N, R, P) open asks of each agent per price
+    my_orders: NDArray[np.float64]  # (B, N, R, 2, P) open bids (side 0) and asks (side 1) per price
     price_history: NDArray[np.float64]  # (B, R, P) decayed count of trades at each price
     rates: NDArray[np.float64]  # (B, n_brackets) marginal rates in force
     pending_rates: NDArray[np.float64]  # (B, n_brackets) rates for the next period
@@ -160,6 +163,16 @@ class GTBState:
         return self.agent[..., 6]
 
     @property
+    def my_bids(self) -> NDArray[np.float64]:
+        """(B, N, R, P) open bids of each agent per price (view)."""
+        return self.my_orders[..., 0, :]
+
+    @property
+    def my_asks(self) -> NDArray[np.float64]:
+        """(B, N, R, P) open asks of each agent per price (view)."""
+        return self.my_orders[..., 1, :]
+
+    @property
     def total_coin(self) -> NDArray[np.float64]:
         """Inventory plus escrowed coin: what utility, income and the social metrics are computed on."""
         return self.agent[..., 0] + self.agent[..., 3]
@@ -175,20 +188,17 @@ class Build:
 
     def __init__(self, config: GTBConfig, layout: MapLayout) -> None:
         self.labour = config.build_labour
-        self.landmark = (layout.stone | layout.wood | layout.water).copy()
+        self.buildable = ~(layout.stone | layout.wood | layout.water)  # no source block or water
 
-    def can_build(self, s: GTBState) -> NDArray[np.bool_]:
-        """(B, N) whether each agent could build where it stands."""
+    def can_build(self, s: GTBState, own_tile: NDArray[np.uint8]) -> NDArray[np.bool_]:
+        """(B, N) whether each agent could build where it stands; ``own_tile`` is each agent's tile code."""
         r, c = s.pos[..., 0], s.pos[..., 1]
-        b = np.arange(s.pos.shape[0])[:, None]
-        has = (s.agent[..., 1:3] >= 1).all(-1)
-        return has & ~self.landmark[r, c] & (s.owner[b, r, c] < 0)
+        return (own_tile == FREE_TILE) & self.buildable[r, c] & (s.agent[..., 1:3] >= 1).all(-1)
 
-    def step(self, s: GTBState, actions: NDArray[np.int64]) -> None:
-        want = actions == 1
-        if not want.any():
-            return
-        build = want & self.can_build(s)
+    def step(self, s: GTBState, actions: NDArray[np.int64], valid: NDArray[np.bool_]) -> None:
+        """``valid`` is the action mask entry of each chosen action, evaluated on this step's start state (the
+        mask's build entry is exactly :meth:`can_build`)."""
+        build = (actions == 1) & valid
         if not build.any():
             return
         b, i = np.nonzero(build)
@@ -223,58 +233,55 @@ class ContinuousDoubleAuction:
         p = config.n_prices
         self.prices = np.arange(p)
         self.prices_f = self.prices.astype(np.float64)
-        # Decoding table of the market actions: resource, side (1 = ask) and price of action 2 + j.
-        j = np.arange(4 * p)
-        self._lut_resource, rest = np.divmod(j, 2 * p)
+        # Decoding tables of the action index: market flag, resource, side (1 = ask), price, and the change of
+        # the agent's (coin, stone, wood, escrow coin, escrow stone, escrow wood, labour) when the order is placed.
+        n_act = 2 + 4 * p + 4
+        a = np.arange(n_act)
+        rel = np.clip(a - 2, 0, 4 * p - 1)
+        self._is_market = (a >= 2) & (a < 2 + 4 * p)
+        self._lut_resource, rest = np.divmod(rel, 2 * p)
         self._lut_ask, self._lut_price = np.divmod(rest, p)
+        delta = np.zeros((n_act, 7))
+        bid = self._lut_ask == 0
+        delta[bid, 0], delta[bid, 3] = -self._lut_price[bid], self._lut_price[bid]
+        ask_rows = np.flatnonzero(~bid)
+        delta[ask_rows, 1 + self._lut_resource[ask_rows]] = -1.0
+        delta[ask_rows, 4 + self._lut_resource[ask_rows]] = 1.0
+        delta[:, 6] = config.order_labour
+        delta[~self._is_market] = 0.0
+        self._lut_delta = delta
 
     def n_orders(self, s: GTBState) -> NDArray[np.int64]:
         """(B, R, N) open orders per agent and resource."""
         return np.count_nonzero(s.order_kind, axis=-1)
 
-    def step(self, s: GTBState, actions: NDArray[np.int64]) -> None:
+    def step(self, s: GTBState, actions: NDArray[np.int64], valid: NDArray[np.bool_]) -> None:
+        """``valid`` is the action mask entry of each chosen action on this step's start state: for a market
+        action it is exactly the creation rule above (order room, and coin for a bid or a unit for an ask)."""
         s.price_history *= self.cfg.price_history_decay
-        self._create(s, actions)
-        crossing = self._crossing_books(s)
-        for b, r in crossing:
+        self._create(s, actions, valid)
+        for b, r in self._crossing_books(s):
             self._match_book(s, b, r)
         self._expire(s)
 
-    def _create(self, s: GTBState, actions: NDArray[np.int64]) -> None:
-        rel = actions - 2
-        market = (rel >= 0) & (rel < 4 * self.cfg.n_prices)
-        if not market.any():
+    def _create(self, s: GTBState, actions: NDArray[np.int64], valid: NDArray[np.bool_]) -> None:
+        place = self._is_market[actions] & valid
+        if not place.any():
             return
-        b, i = np.nonzero(market)
-        rel = rel[b, i]
-        r, is_ask, price = self._lut_resource[rel], self._lut_ask[rel], self._lut_price[rel]
-        kinds = s.order_kind[b, r, i]  # (M, K)
-        room = np.count_nonzero(kinds, axis=-1) < self.cfg.max_orders
-        row = s.agent[b, i]  # (M, 7)
-        have = np.where(is_ask == 1, row[np.arange(rel.size), 1 + r] >= 1, row[:, 0] >= price)
-        ok = room & have
-        if not ok.any():
-            return
-        if not ok.all():
-            b, i, r, price, is_ask, kinds = b[ok], i[ok], r[ok], price[ok], is_ask[ok], kinds[ok]
-        slot = np.argmin(kinds, axis=-1)  # first free slot (NO_ORDER is 0)
+        b, i = np.nonzero(place)
+        a = actions[b, i]
+        r, is_ask, price = self._lut_resource[a], self._lut_ask[a], self._lut_price[a]
+        slot = np.argmin(s.order_kind[b, r, i], axis=-1)  # first free slot (NO_ORDER is 0)
         s.order_kind[b, r, i, slot] = BID + is_ask
         s.order_price[b, r, i, slot] = price
         s.order_created[b, r, i, slot] = s.timestep
-        bid = 1 - is_ask
-        coin = (bid * price).astype(np.float64)
-        s.agent[b, i, 0] -= coin
-        s.agent[b, i, 3] += coin
-        s.agent[b, i, 1 + r] -= is_ask
-        s.agent[b, i, 4 + r] += is_ask
-        s.agent[b, i, 6] += self.cfg.order_labour
-        s.my_bids[b, i, r, price] += bid
-        s.my_asks[b, i, r, price] += is_ask
+        s.agent[b, i] += self._lut_delta[a]
+        s.my_orders[b, i, r, is_ask, price] += 1.0
 
     def _crossing_books(self, s: GTBState) -> list[tuple[int, int]]:
         """Books (world, resource) whose highest bid is at or above their lowest ask (owners ignored)."""
-        bid_any = s.my_bids.sum(1)  # (B, R, P)
-        ask_any = s.my_asks.sum(1)
+        book = s.my_orders.sum(1)  # (B, R, 2, P)
+        bid_any, ask_any = book[..., 0, :], book[..., 1, :]
         top_bid = np.where(bid_any > 0, self.prices, -1).max(-1)
         low_ask = np.where(ask_any > 0, self.prices, self.cfg.n_prices).min(-1)
         return [(int(b), int(r)) for b, r in zip(*np.nonzero(top_bid >= low_ask))]
@@ -315,8 +322,8 @@ class ContinuousDoubleAuction:
         s.price_history[b, r, paid] += 1.0
         s.order_kind[b, r, buyer, bid_slot] = NO_ORDER
         s.order_kind[b, r, seller, ask_slot] = NO_ORDER
-        s.my_bids[b, buyer, r, bid_price] -= 1.0
-        s.my_asks[b, seller, r, ask_price] -= 1.0
+        s.my_orders[b, buyer, r, 0, bid_price] -= 1.0
+        s.my_orders[b, seller, r, 1, ask_price] -= 1.0
 
     def _expire(self, s: GTBState) -> None:
         cutoff = s.timestep - self.cfg.order_duration
@@ -333,8 +340,7 @@ class ContinuousDoubleAuction:
         np.add.at(s.agent, (b, i, 3), -bid * price)
         np.add.at(s.agent, (b, i, 1 + r), is_ask)
         np.add.at(s.agent, (b, i, 4 + r), -is_ask)
-        np.add.at(s.my_bids, (b, i, r, price), -bid)
-        np.add.at(s.my_asks, (b, i, r, price), -is_ask)
+        np.add.at(s.my_orders, (b, i, r, is_ask, price), -1.0)
         s.order_kind[b, r, i, k] = NO_ORDER
 
     def market_rate(self, s: GTBState) -> NDArray[np.float64]:
@@ -357,7 +363,7 @@ class Gather:
         self.water = layout.water
         self._water = layout.water.tolist()
         self.h, self.w = layout.shape
-        self._agent_ids = np.arange(config.n_agents, dtype=np.int8)[None, :, None]
+        self._agent_ids = np.arange(config.n_agents, dtype=np.uint8)[None, :, None]
 
     def step(self, s: GTBState, actions: NDArray[np.int64], order: NDArray[np.int64], move_start: int) -> None:
         """Apply moves (``order`` is each world's (B, N) processing order this step), then collect."""
@@ -396,16 +402,14 @@ class Gather:
         s.agent[..., 6] += self.cfg.collect_labour * here.sum(-1)
         s.resource[b, :, r, c] = 0
 
-    def move_mask(self, s: GTBState) -> NDArray[np.bool_]:
-        """(B, N, 4) whether each move targets an in-bounds, accessible, currently unoccupied tile."""
-        # Tile code on a 1-tile padded map: -1 free, k = agent k's house, -2 blocked (edge, water, occupied).
-        code = np.where(s.owner >= 0, s.owner, -1).astype(np.int8)
-        code[s.occupant >= 0] = -2
-        padded = np.full((code.shape[0], self.h + 2, self.w + 2), -2, dtype=np.int8)
-        padded[:, 1:-1, 1:-1] = np.where(self.water, -2, code)
-        b = np.arange(code.shape[0])[:, None, None]
-        target = padded[b, s.pos[..., 0, None] + (_DR + 1), s.pos[..., 1, None] + (_DC + 1)]  # (B, N, 4)
-        return (target == -1) | (target == self._agent_ids)
+    def move_mask(self, s: GTBState, codes: NDArray[np.uint8]) -> NDArray[np.bool_]:
+        """(B, N, 4) whether each move targets an in-bounds, accessible, currently unoccupied tile.
+
+        ``codes`` is the (B, H + 2, W + 2) tile-code map padded by one blocked tile, with occupied tiles blocked.
+        """
+        b = np.arange(codes.shape[0])[:, None, None]
+        target = codes[b, s.pos[..., 0, None] + (_DR + 1), s.pos[..., 1, None] + (_DC + 1)]  # (B, N, 4)
+        return (target == FREE_TILE) | (target == self._agent_ids)
 
 class PeriodicBracketTax:
     """Foundation's periodic bracket tax with lump-sum redistribution (method.md §3.3.2, §3.3.10).

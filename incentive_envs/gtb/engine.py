@@ -33,6 +33,8 @@ from numpy.typing import ArrayLike, NDArray
 from incentive_envs.economics import check_rates, equality, isoelastic_utility, productivity
 from incentive_envs.gtb.components import (
     BID,
+    BLOCKED_TILE,
+    FREE_TILE,
     NO_ORDER,
     RESOURCES,
     STONE,
@@ -219,6 +221,12 @@ class BatchedGTB:
         self._source_index = np.flatnonzero(sources)
         self._sources = sources.astype(np.int8)
         self._init_world_tensor()
+        h, w = self.layout.shape
+        self._static_codes = np.where(self.layout.water, BLOCKED_TILE, FREE_TILE).astype(np.uint8)
+        self._codes = np.full((self.n_envs, h + 2, w + 2), BLOCKED_TILE, dtype=np.uint8)
+        self._barange = np.arange(self.n_envs)[:, None]
+        self._narange = np.arange(self.n_agents)[None, :]
+        self._mask = np.zeros((self.n_envs, self.n_agents, self.actions.n), dtype=np.int8)
         self.flat_names = flat_feature_names(self.config)
         self._inv_shape = 1.0 / np.array(self.layout.shape, dtype=np.float64)
         self.state_names = state_feature_names(self.config)
@@ -332,8 +340,7 @@ class BatchedGTB:
             order_kind=np.zeros((b, n_res, n, k), dtype=np.int8),
             order_price=np.zeros((b, n_res, n, k), dtype=np.int64),
             order_created=np.zeros((b, n_res, n, k), dtype=np.int64),
-            my_bids=np.zeros((b, n, n_res, cfg.n_prices)),
-            my_asks=np.zeros((b, n, n_res, cfg.n_prices)),
+            my_orders=np.zeros((b, n, n_res, 2, cfg.n_prices)),
             price_history=np.zeros((b, n_res, cfg.n_prices)),
             rates=np.repeat(self.initial_tax_rates[None], b, axis=0),
             pending_rates=np.zeros((b, cfg.n_brackets)),
@@ -365,8 +372,10 @@ class BatchedGTB:
         acts = self._check_actions(actions)
         t = s.timestep
         s.timestep += 1
-        self.build.step(s, acts)
-        self.market.step(s, acts)
+        # Build and market rules are exactly the mask conditions on the step's start state (see Build.step).
+        valid = self._mask[self._barange, self._narange, acts] != 0
+        self.build.step(s, acts, valid)
+        self.market.step(s, acts, valid)
         self.gather.step(s, acts, self._order[t], self.actions.move_start)
         self.tax.step(s)
         regenerate(s, self._source_index, self._regrow[t])
@@ -376,7 +385,11 @@ class BatchedGTB:
         return self._result(reward, done=s.timestep >= self._order.shape[0])
 
     def observe(self) -> GTBObservation:
-        """Current per-agent observations (as returned by the last reset/step)."""
+        """Current per-agent observations (as returned by the last reset/step).
+
+        Also refreshes the cached action masks, which the build and market rules read; call it after editing
+        :attr:`s` by hand (tests do) so that the next step sees the edits.
+        """
         s = self._require_state()
         return GTBObservation(self._spatial(s), self._flat(s), self._masks(s))
 
@@ -536,10 +549,9 @@ class BatchedGTB:
         market = out[..., 11 : 11 + n_res * (1 + 5 * p)].reshape(b, n, n_res, 1 + 5 * p)
         market[..., 0] = self.market.market_rate(s)[:, None, :]
         market[..., 1 : 1 + p] = (s.price_history * cfg.obs_scale)[:, None]
-        market[..., 1 + p : 1 + 2 * p] = s.my_asks.sum(1, keepdims=True) - s.my_asks
-        market[..., 1 + 2 * p : 1 + 3 * p] = s.my_bids.sum(1, keepdims=True) - s.my_bids
-        market[..., 1 + 3 * p : 1 + 4 * p] = s.my_asks
-        market[..., 1 + 4 * p :] = s.my_bids
+        mine = s.my_orders[..., ::-1, :]  # (B, N, R, 2, P) asks first, then bids
+        market[..., 1 + p : 1 + 3 * p].reshape(b, n, n_res, 2, p)[:] = mine.sum(1, keepdims=True) - mine
+        market[..., 1 + 3 * p :].reshape(b, n, n_res, 2, p)[:] = mine
         tax = out[..., 11 + n_res * (1 + 5 * p) :]
         pos = s.tax_cycle_pos
         tax[..., 0:3] = (float(pos >= cfg.tax_period), float(pos == 1), pos / cfg.tax_period)
@@ -554,13 +566,18 @@ class BatchedGTB:
         b, n = self.n_envs, self.n_agents
         mask = np.empty((b, n, self.actions.n), dtype=np.int8)
         mask[..., 0] = 1
-        mask[..., 1] = self.build.can_build(s)
-        room = (self.market.n_orders(s) < cfg.max_orders).transpose(0, 2, 1)  # (B, N, R)
-        afford = self.market.prices <= s.agent[..., 0, None]  # (B, N, P)
+        # Tile codes: FREE_TILE, a house owner's index, or BLOCKED_TILE (water, edge); then agents block theirs.
+        np.minimum(s.owner.view(np.uint8), self._static_codes, out=self._codes[:, 1:-1, 1:-1])
+        r1, c1 = s.pos[..., 0] + 1, s.pos[..., 1] + 1
+        own_tile = self._codes[self._barange, r1, c1]
+        self._codes[self._barange, r1, c1] = BLOCKED_TILE
+        mask[..., 1] = self.build.can_build(s, own_tile)
+        room = np.count_nonzero(s.order_kind, axis=-1).transpose(0, 2, 1) < cfg.max_orders  # (B, N, R)
         trade = mask[..., 2 : self.actions.move_start].reshape(b, n, len(RESOURCES), 2, p)
-        trade[..., 0, :] = afford[:, :, None] & room[..., None]
+        trade[..., 0, :] = (self.market.prices <= s.agent[..., 0, None])[:, :, None] & room[..., None]
         trade[..., 1, :] = (room & (s.agent[..., 1:3] >= 1))[..., None]
-        mask[..., self.actions.move_start :] = self.gather.move_mask(s)
+        mask[..., self.actions.move_start :] = self.gather.move_mask(s, self._codes)
+        self._mask = mask
         return mask
 
     def _result(self, reward: NDArray[np.float64], done: bool) -> GTBStep:

@@ -57,6 +57,8 @@ def sim_at(positions: dict[int, tuple[int, int]], seed: int = 0, **config) -> Ba
 
 
 def act(sim: BatchedGTB, **by_agent: int):
+    """Step one world; agents not named take the no-op. Refreshes the masks first, as tests edit the state."""
+    sim.observe()
     acts = np.zeros((1, 4), dtype=np.int64)
     for key, a in by_agent.items():
         acts[0, int(key[1:])] = a
