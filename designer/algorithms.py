@@ -280,11 +280,17 @@ class MetaGradDesigner(Designer):
             return total / validation.n_episodes
         return total / validation.step_mask.sum().clamp_min(1.0)
 
+    def agent_rewards(self, batch: Batch) -> tuple[Tensor, Tensor]:
+        """The agents' total rewards on ``batch`` as functions of the designer's parameters, and the designer's
+        payments ``[B, T, N]`` (for the cost). Incentives: env reward + recomputed payment. Designers that act
+        otherwise (taxes) override this."""
+        payments = self.payments(batch)
+        return batch.env_rewards + payments, payments
+
     def iterate(self, learner: AgentLearner, collect: Collect, batch: Batch) -> tuple[Batch, Metrics]:
         cfg = self.config
-        payments = self.payments(batch)
-        require_finite("recomputed incentives", {"payments": payments}, self.iteration)
-        rewards = batch.env_rewards + payments
+        rewards, payments = self.agent_rewards(batch)
+        require_finite("recomputed rewards", {"rewards": rewards}, self.iteration)
         values = _critic_step(learner, batch, rewards.detach())
         theta, opt = learner.params, learner.opt_state
         theta_hat, opt_hat = inner_update(learner, theta, opt, batch, rewards, values)

@@ -12,7 +12,7 @@ designer's parameters is kept (an in-place optimizer step would cut it and give 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -33,6 +33,21 @@ __all__ = [
 ]
 
 Params = dict[str, Tensor]
+NetFactory = Callable[[int, int, tuple[int, ...], bool], nn.Module]
+"""``(n_members, n_outputs, hidden, is_critic) -> module`` mapping obs ``[..., N, *obs]`` to ``[..., N, n_outputs]``."""
+
+
+def _default_net_factory(config: LearnerConfig, obs_shape: tuple[int, ...]) -> NetFactory:
+    """:class:`AgentNet` actors and critics (MLP for flat observations, conv trunk for images)."""
+
+    def make(members: int, n_out: int, hidden: tuple[int, ...], is_critic: bool) -> nn.Module:
+        linear = config.linear_init_std is not None and not is_critic
+        return AgentNet(
+            members, obs_shape, n_out, hidden, conv_channels=config.conv_channels, kernel=config.kernel,
+            obs_scale=config.obs_scale, bias=not linear, init_std=config.linear_init_std if linear else None,
+        )
+
+    return make
 
 
 @dataclass(frozen=True)
@@ -158,29 +173,21 @@ class AgentLearner:
         obs_shape: tuple[int, ...],
         n_actions: int,
         generator: torch.Generator | None = None,
+        make_net: NetFactory | None = None,
     ) -> None:
         self.config = config
         self.n_agents = n_agents
         members = 1 if config.shared else n_agents
+        factory = make_net or _default_net_factory(config, obs_shape)
         with torch.random.fork_rng(devices=[]):
             if generator is not None:
                 torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=generator)))
-            self.net = AgentNet(
-                members, obs_shape, n_actions, config.hidden, conv_channels=config.conv_channels,
-                kernel=config.kernel, obs_scale=config.obs_scale, bias=config.linear_init_std is None,
-                init_std=config.linear_init_std,
-            )
-            self.critic: AgentNet | None = None
-            self.critic_target: AgentNet | None = None
+            self.net = factory(members, n_actions, config.hidden, False)
+            self.critic: nn.Module | None = None
+            self.critic_target: nn.Module | None = None
             if config.kind != "reinforce":
-                self.critic = AgentNet(
-                    members, obs_shape, 1, config.critic_hidden, conv_channels=config.conv_channels,
-                    kernel=config.kernel, obs_scale=config.obs_scale,
-                )
-                self.critic_target = AgentNet(
-                    members, obs_shape, 1, config.critic_hidden, conv_channels=config.conv_channels,
-                    kernel=config.kernel, obs_scale=config.obs_scale,
-                )
+                self.critic = factory(members, 1, config.critic_hidden, True)
+                self.critic_target = factory(members, 1, config.critic_hidden, True)
                 self.critic_target.load_state_dict(self.critic.state_dict())
                 self.critic_target.requires_grad_(False)
         self.params: Params = {k: v.detach().clone().requires_grad_(True) for k, v in self.net.named_parameters()}

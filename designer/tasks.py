@@ -19,8 +19,9 @@ from pettingzoo import ParallelEnv
 from torch import nn
 
 from designer.config import DesignerConfig
-from designer.learners import LearnerConfig
+from designer.learners import LearnerConfig, NetFactory
 from designer.networks import IncentiveMLP
+from designer.rollout import obs_array
 from wrappers import StepContext, joint_action_features
 
 __all__ = ["TASKS", "Task", "generic_task", "make_task", "social_welfare"]
@@ -73,6 +74,10 @@ class Task:
         optimum: best achievable social welfare per episode, when known (for "percent of optimum" reports).
         make_incentive_net: builds the incentive network from ``(task, n_slots, hidden)``.
         env_kwargs: the keyword arguments the env was built with.
+        obs_of: turns one agent's observation into the array row the agents' networks read (e.g. flattens a
+            Dict observation).
+        action_mask_of: ``(agent, obs, info) -> 0/1 mask`` of allowed actions, for games with masks.
+        make_agent_net: builds the agents' actor and critic networks (default: :class:`AgentNet`).
     """
 
     name: str
@@ -92,6 +97,9 @@ class Task:
     optimum: float | None = None
     make_incentive_net: Callable[[Task, int, tuple[int, ...]], nn.Module] | None = None
     env_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    obs_of: Callable[[Any], np.ndarray] = obs_array
+    action_mask_of: Callable[[str, Any, dict[str, Any]], np.ndarray] | None = None
+    make_agent_net: NetFactory | None = None
 
     def incentive_net(self, output: str, hidden: tuple[int, ...]) -> nn.Module:
         """A fresh incentive network for the given output type."""

@@ -113,7 +113,8 @@ class Trainer:
         self.learner_config = learner or self.task.learner
         root = torch.Generator().manual_seed(config.seed)
         self.learner = AgentLearner(
-            self.learner_config, len(self.task.agents), self.task.obs_shape, self.task.n_actions, root
+            self.learner_config, len(self.task.agents), self.task.obs_shape, self.task.n_actions, root,
+            make_net=self.task.make_agent_net,
         )
         self.designer_generator = torch.Generator().manual_seed(config.seed + 1)
         self.designer: Designer = make_designer(self.task, self.designer_config, self.designer_generator)
@@ -121,13 +122,7 @@ class Trainer:
         self.envs = [self._wrap(self.task.make_env(), self.designer.incentive) for _ in range(config.batch_episodes)]
         for i, env in enumerate(self.envs):
             env.reset(seed=config.seed * _ENV_SEED_STRIDE + i)
-        self.worker = RolloutWorker(
-            self.envs,
-            self.task.agents,
-            features_of=self.designer.features_of,
-            designer_reward=self.task.designer_reward,
-            state_of=self.task.state_of,
-        )
+        self.worker = self._worker(self.envs, self.designer.features_of)
         self.progress = _Progress(next_eval=0)
         self.pending: Batch | None = None
         self.out_dir = Path(config.out_dir) if config.out_dir else None
@@ -138,6 +133,13 @@ class Trainer:
     @staticmethod
     def _wrap(env: Any, fn: Callable[[StepContext], dict[str, float]] | None) -> IncentiveWrapper:
         return IncentiveWrapper(env, fn if fn is not None else _zero_incentive)
+
+    def _worker(
+        self, envs: list[IncentiveWrapper], features_of: Callable[[StepContext], Any] | None
+    ) -> RolloutWorker:
+        task = self.task
+        return RolloutWorker(envs, task.agents, features_of=features_of, designer_reward=task.designer_reward,
+                             state_of=task.state_of, obs_of=task.obs_of, action_mask_of=task.action_mask_of)
 
     def _policy(self, params: Params) -> Callable[[torch.Tensor], torch.Tensor]:
         return lambda obs: self.learner.logits(params, obs)
@@ -157,8 +159,7 @@ class Trainer:
         envs = [self._wrap(self.task.make_env(), fn) for _ in range(n)]
         for i, env in enumerate(envs):
             env.reset(seed=seed + i)
-        worker = RolloutWorker(envs, self.task.agents, features_of=None, designer_reward=self.task.designer_reward,
-                               state_of=self.task.state_of)
+        worker = self._worker(envs, None)
         _, stats = worker.collect(self._policy(self.learner.params), 0.0, gen)
         for env in envs:
             env.close()
