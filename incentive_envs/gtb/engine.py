@@ -251,6 +251,7 @@ class BatchedGTB:
         # (B, 9, H, W, V, V) read-only windows into the padded map: window [r, c] is centred on tile (r, c).
         self._windows = np.lib.stride_tricks.sliding_window_view(self._world, (2 * v + 1, 2 * v + 1), axis=(2, 3))
         self._ego_code = (np.arange(self.n_agents) + 2).astype(np.float32)[None, :, None, None, None]
+        self._index_code = np.append(np.arange(self.n_agents) + 2, 0).astype(np.float32)  # [-1] -> 0
 
     # ------------------------------------------------------------------ public API
     @property
@@ -525,17 +526,15 @@ class BatchedGTB:
     def _refresh_world(self, s: GTBState) -> None:
         inner = self._interior
         inner[:, 0:2] = s.resource
-        house = s.owner >= 0
-        inner[:, 5] = house
-        inner[:, 7] = np.where(house, s.owner + 2, 0)
-        inner[:, 8] = np.where(s.occupant >= 0, s.occupant + 2, 0)
+        inner[:, 5] = s.owner >= 0
+        inner[:, 7] = self._index_code[s.owner]  # agent k -> k + 2, -1 (none) -> 0
+        inner[:, 8] = self._index_code[s.occupant]
 
     def _spatial(self, s: GTBState) -> NDArray[np.float32]:
         self._refresh_world(s)
-        b = np.arange(self.n_envs)[:, None]
-        crops = self._windows[b, :, s.pos[..., 0], s.pos[..., 1]]  # (B, N, 9, V, V), a copy
+        crops = self._windows[self._barange, :, s.pos[..., 0], s.pos[..., 1]]  # (B, N, 9, V, V), a copy
         ego = crops[:, :, 7:9]
-        ego[ego == np.broadcast_to(self._ego_code, ego.shape)] = 1.0
+        ego[ego == self._ego_code] = 1.0  # the observer itself: k + 2 -> 1
         return crops
 
     def _flat(self, s: GTBState) -> NDArray[np.float32]:
