@@ -589,3 +589,17 @@ def test_gymnasium_and_sb3_checks_without_warnings():
     no_warnings(check_env, gymnasium.make("incentive_envs/GatherTradeBuildSingleAgent-v0").unwrapped)
     no_warnings(sb3_check_env, JointActionEnv(gtb_mod.parallel_env))
     no_warnings(sb3_check_env, SingleAgentEnv(gtb_mod.parallel_env))
+
+
+def test_other_layouts_run_conformance(tmp_path):
+    no_warnings(parallel_api_test, gtb_mod.parallel_env(layout="env-pure_and_mixed-25x25", max_cycles=30), 30)
+    env = gtb_mod.parallel_env(layout="env-pure_and_mixed-25x25")
+    obs, _ = env.reset(seed=0)
+    assert env.state().shape == (8 * 625 + 83 + 4 * 13,) and obs["agent_0"].shape == (1089 + 138 + 50,)
+    assert {tuple(p) for p in env.sim.s.pos[0]} == {(0, 24), (24, 0), (0, 0), (24, 24)}
+    path = tmp_path / "tiny.txt"
+    path.write_text("W.....\n......\n..@@..\n......\n.....S\n")
+    tiny = gtb_mod.parallel_env(layout=str(path), max_cycles=10)
+    tiny.reset(seed=0)
+    assert tiny.sim.layout.shape == (5, 6) and tiny.state().shape == (8 * 30 + 83 + 52,)
+    no_warnings(parallel_api_test, tiny, 10)
