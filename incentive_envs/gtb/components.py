@@ -259,15 +259,18 @@ class ContinuousDoubleAuction:
         """``valid`` is the action mask entry of each chosen action on this step's start state: for a market
         action it is exactly the creation rule above (order room, and coin for a bid or a unit for an ask)."""
         s.price_history *= self.cfg.price_history_decay
-        self._create(s, actions, valid)
-        for b, r in self._crossing_books(s):
-            self._match_book(s, b, r)
+        # After matching no two orders of different agents cross and expiry only removes orders, so a book
+        # can only become matchable through a new order.
+        if self._create(s, actions, valid):
+            for b, r in self._crossing_books(s):
+                self._match_book(s, b, r)
         self._expire(s)
 
-    def _create(self, s: GTBState, actions: NDArray[np.int64], valid: NDArray[np.bool_]) -> None:
+    def _create(self, s: GTBState, actions: NDArray[np.int64], valid: NDArray[np.bool_]) -> bool:
+        """Place the valid market orders; returns whether any order was placed."""
         place = self._is_market[actions] & valid
         if not place.any():
-            return
+            return False
         b, i = np.nonzero(place)
         a = actions[b, i]
         r, is_ask, price = self._lut_resource[a], self._lut_ask[a], self._lut_price[a]
@@ -277,6 +280,7 @@ class ContinuousDoubleAuction:
         s.order_created[b, r, i, slot] = s.timestep
         s.agent[b, i] += self._lut_delta[a]
         s.my_orders[b, i, r, is_ask, price] += 1.0
+        return True
 
     def _crossing_books(self, s: GTBState) -> list[tuple[int, int]]:
         """Books (world, resource) whose highest bid is at or above their lowest ask (owners ignored)."""
@@ -424,6 +428,14 @@ class PeriodicBracketTax:
     def __init__(self, config: GTBConfig) -> None:
         self.cfg = config
         self.cutoffs = np.asarray(config.tax_cutoffs, dtype=np.float64)
+        self._zero: NDArray[np.float64] = np.zeros((0, 0))
+
+    def _zeros(self, s: GTBState) -> NDArray[np.float64]:
+        """A shared read-only (B, N) zero array for the steps without enactment."""
+        if self._zero.shape != s.coin.shape:
+            self._zero = np.zeros(s.coin.shape)
+            self._zero.setflags(write=False)
+        return self._zero
 
     def marginal_rate(self, s: GTBState, income: NDArray[np.float64]) -> NDArray[np.float64]:
         """(B, N) rate in force on the bracket that ``income`` falls into; 0 for negative income."""
@@ -446,8 +458,7 @@ class PeriodicBracketTax:
             s.last_coin = s.total_coin
             s.tax_cycle_pos = 0
         else:
-            s.tax_paid = np.zeros_like(s.coin)
-            s.lump_sum = np.zeros_like(s.coin)
+            s.tax_paid = s.lump_sum = self._zeros(s)
         s.tax_cycle_pos += 1
 
 
