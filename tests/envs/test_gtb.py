@@ -10,7 +10,15 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from pettingzoo.test import api_test, max_cycles_test, parallel_api_test, parallel_seed_test, seed_test
+from pettingzoo.test import (
+    api_test,
+    max_cycles_test,
+    parallel_api_test,
+    parallel_seed_test,
+    render_test,
+    seed_test,
+    state_test,
+)
 from pettingzoo.utils import parallel_to_aec
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
@@ -580,6 +588,8 @@ def test_pettingzoo_conformance_without_warnings():
     no_warnings(seed_test, lambda: gtb_mod.env(max_cycles=30), num_cycles=60)
     no_warnings(parallel_seed_test, lambda: gtb_mod.parallel_env(max_cycles=30), num_cycles=60)
     no_warnings(max_cycles_test, gtb_mod)
+    no_warnings(render_test, lambda render_mode=None: gtb_mod.env(render_mode=render_mode))
+    no_warnings(state_test, gtb_mod.env(), gtb_mod.parallel_env(), num_cycles=30)
 
 
 def test_gymnasium_and_sb3_checks_without_warnings():
