@@ -499,7 +499,7 @@ class BatchedGTB:
         arr = np.asarray(actions)
         if arr.shape != (self.n_envs, self.n_agents):
             raise ValueError(f"actions must have shape ({self.n_envs}, {self.n_agents}), got {arr.shape}")
-        if not np.issubdtype(arr.dtype, np.integer):
+        if arr.dtype.kind not in "iu":  # signed or unsigned integers only (no bool, no float)
             raise ValueError(f"actions must be integers, got dtype {arr.dtype}")
         if arr.size and (arr.min() < 0 or arr.max() >= self.actions.n):
             bad = arr[(arr < 0) | (arr >= self.actions.n)]
