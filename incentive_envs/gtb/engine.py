@@ -576,7 +576,7 @@ class BatchedGTB:
         trade[..., 0, :] = (self.market.prices <= s.agent[..., 0, None])[:, :, None] & room[..., None]
         trade[..., 1, :] = (room & (s.agent[..., 1:3] >= 1))[..., None]
         mask[..., self.actions.move_start :] = self.gather.move_mask(s, self._codes)
-        self._mask = mask
+        self._mask = mask.copy()  # the rules read this; the caller may modify the returned array
         return mask
 
     def _result(self, reward: NDArray[np.float64], done: bool) -> GTBStep:

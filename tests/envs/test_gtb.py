@@ -613,3 +613,11 @@ def test_other_layouts_run_conformance(tmp_path):
     tiny.reset(seed=0)
     assert tiny.sim.layout.shape == (5, 6) and tiny.state().shape == (8 * 30 + 83 + 52,)
     no_warnings(parallel_api_test, tiny, 10)
+
+
+def test_editing_a_returned_mask_does_not_change_the_rules():
+    sim = sim_at({})
+    out = sim.step(np.zeros((1, 4), dtype=np.int64))
+    out.obs.action_mask[:] = 0  # a caller scribbling on its copy
+    sim.step(np.full((1, 4), A.buy(STONE, 3), dtype=np.int64))
+    assert (sim.s.escrow_coin[0] == 3).all()
