@@ -27,6 +27,7 @@ from incentive_envs import gather_trade_build as gtb_mod
 from incentive_envs.economics import US_FEDERAL_2018_CUTOFFS, US_FEDERAL_2018_RATES, isoelastic_utility
 from incentive_envs.gtb import ActionLayout, BatchedGTB, GTBConfig, load_layout, packaged_layouts, parse_layout
 from incentive_envs.gtb.components import ASK, BID, STONE, WOOD
+from incentive_envs.gtb.engine import orders_summary
 from incentive_envs.gym_adapter import JointActionEnv, SingleAgentEnv
 
 A = ActionLayout(11)
@@ -237,6 +238,10 @@ def test_no_self_match():
     act(sim, a0=A.sell(WOOD, 1))
     act(sim, a0=A.buy(WOOD, 5))
     assert np.count_nonzero(s.order_kind[0, WOOD, 0]) == 2 and s.goods[0, 0, WOOD] == 0
+    assert orders_summary(sim) == [
+        {"resource": "wood", "side": "ask", "agent": 0, "price": 1, "placed_at": 1},
+        {"resource": "wood", "side": "bid", "agent": 0, "price": 5, "placed_at": 2},
+    ]
     act(sim, a1=A.buy(WOOD, 4))  # another buyer takes agent 0's ask at its price
     assert s.coin[0, 1] == 9 and s.goods[0, 1, WOOD] == 1 and s.coin[0, 0] == 10 - 5 + 1
 
