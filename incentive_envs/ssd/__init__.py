@@ -1,4 +1,4 @@
-"""Sequential social dilemmas (Cleanup, Harvest): maps, configuration, the batched NumPy engine and the
+"""Sequential social dilemmas (Cleanup, Harvest): maps, configuration, the batched engine (Numba rule kernels), the
 PettingZoo env built on it. The user-facing env modules are :mod:`incentive_envs.cleanup` and
 :mod:`incentive_envs.harvest`."""
 

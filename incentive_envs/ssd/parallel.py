@@ -12,14 +12,14 @@ from gymnasium.utils import EzPickle, seeding
 from numpy.typing import NDArray
 from pettingzoo import ParallelEnv
 
-from incentive_envs._validation import check_joint_action, check_positive_int, require_started
+from incentive_envs._validation import check_positive_int, coerce_joint_discrete, require_started
+from incentive_envs.ssd import kernels
 from incentive_envs.ssd.config import SSDConfig, make_config
 from incentive_envs.ssd.engine import BatchedSSD
 
 __all__ = ["SSDParallelEnv"]
 
 _RENDER_MODES = ("rgb_array", "ansi")
-_INFO_KEYS = ("apple", "cleaned", "waste_cleared", "fired", "tagged", "present")
 
 
 class SSDParallelEnv(ParallelEnv[str, NDArray[np.uint8], int], EzPickle):
@@ -85,6 +85,14 @@ class SSDParallelEnv(ParallelEnv[str, NDArray[np.uint8], int], EzPickle):
         self.np_random, _ = seeding.np_random(None)
         self.agents: list[str] = []
         self._started = False
+        # Step buffers reused across steps: their contents are turned into Python values before step returns
+        # (observations are fresh arrays every step, as callers may keep them).
+        n = self.config.n_agents
+        self._spaces = (self._act_space,) * n
+        self._actions = np.zeros((1, n), dtype=np.int64)
+        self._rewards = np.zeros((1, n), dtype=np.float32)
+        self._flags = np.zeros((kernels.N_FLAGS, 1, n), dtype=bool)
+        self._cleared = np.zeros((1, n), dtype=np.int64)
 
     @functools.cache
     def observation_space(self, agent: str) -> spaces.Box:
@@ -106,7 +114,7 @@ class SSDParallelEnv(ParallelEnv[str, NDArray[np.uint8], int], EzPickle):
             a: {"apple": False, "cleaned": False, "waste_cleared": 0, "fired": False, "tagged": False, "present": True}
             for a in self.agents
         }
-        return {a: obs[0, i] for i, a in enumerate(self.agents)}, infos
+        return dict(zip(self.agents, obs[0])), infos
 
     def step(
         self, actions: dict[str, Any]
@@ -120,15 +128,18 @@ class SSDParallelEnv(ParallelEnv[str, NDArray[np.uint8], int], EzPickle):
         if self._started and not self.agents and not actions:
             return {}, {}, {}, {}, {}  # PettingZoo convention: step({}) on a finished env is a no-op
         require_started(self._started, self.agents)
-        check_joint_action(actions, self.agents, self.action_space)
-        acts = np.array([[int(actions[a]) for a in self.possible_agents]], dtype=np.int64)
-        obs, rew, done, info = self.engine.step(acts)
-        truncated = bool(done[0])
+        self._actions[0] = coerce_joint_discrete(actions, self.agents, self._spaces)
+        engine = self.engine
+        obs = np.empty((1, engine.n_agents, *engine.view_shape), dtype=np.uint8)
+        truncated = engine.advance(self._actions, obs, self._rewards, self._flags, self._cleared)
         agents = self.possible_agents
-        cols = {k: info[k][0].tolist() for k in _INFO_KEYS}
-        infos = {a: {k: cols[k][i] for k in _INFO_KEYS} for i, a in enumerate(agents)}
-        rewards = dict(zip(agents, rew[0].tolist()))
-        observations = {a: obs[0, i] for i, a in enumerate(agents)}
+        flags = self._flags[:, 0].T.tolist()
+        infos = {
+            a: {"apple": f[0], "cleaned": f[1], "waste_cleared": c, "fired": f[2], "tagged": f[3], "present": f[4]}
+            for a, f, c in zip(agents, flags, self._cleared[0].tolist())
+        }
+        observations = dict(zip(agents, obs[0]))
+        rewards = dict(zip(agents, self._rewards[0].tolist()))
         terms = dict.fromkeys(agents, False)
         truncs = dict.fromkeys(agents, truncated)
         if truncated:
