@@ -38,8 +38,10 @@ this env is the one-world case).
    revenue is returned as an equal lump sum. Default rates are 0 (free market).
 5. *Regeneration*: each empty source tile regrows with probability 0.01 (also under a standing agent).
 
-Masked actions are legal and do nothing (Foundation's semantics: a bid the agent cannot pay for is simply not
-placed). Total coin = inventory + escrow; utility uses ``max(c, 0.01)`` (``incentive_envs.economics``).
+Masked actions are legal, as in Foundation: a masked build or order does nothing (a bid the agent cannot pay
+for is simply not placed), and a move is checked against the tiles at the moment the agent moves (it may
+succeed if the agent in the way moved first). Total coin = inventory + escrow; utility uses ``max(c, 0.01)``
+(``incentive_envs.economics``).
 
 **Observation layout.** ``spatial`` is the 11x11 egocentric view, channels first, channels
 :data:`incentive_envs.gtb.SPATIAL_CHANNELS`: stone, wood, stone source, wood source, water, house, inside the

@@ -190,10 +190,11 @@ class Build:
         self.labour = config.build_labour
         self.buildable = ~(layout.stone | layout.wood | layout.water)  # no source block or water
 
-    def can_build(self, s: GTBState, own_tile: NDArray[np.uint8]) -> NDArray[np.bool_]:
-        """(B, N) whether each agent could build where it stands; ``own_tile`` is each agent's tile code."""
+    def can_build(self, s: GTBState, own_tile: NDArray[np.uint8], has_goods: NDArray[np.bool_]) -> NDArray[np.bool_]:
+        """(B, N) whether each agent could build where it stands, given each agent's tile code and whether it
+        holds >= 1 unit of each resource (B, N, R)."""
         r, c = s.pos[..., 0], s.pos[..., 1]
-        return (own_tile == FREE_TILE) & self.buildable[r, c] & (s.agent[..., 1:3] >= 1).all(-1)
+        return (own_tile == FREE_TILE) & self.buildable[r, c] & has_goods.all(-1)
 
     def step(self, s: GTBState, actions: NDArray[np.int64], valid: NDArray[np.bool_]) -> None:
         """``valid`` is the action mask entry of each chosen action, evaluated on this step's start state (the

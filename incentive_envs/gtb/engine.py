@@ -354,14 +354,17 @@ class BatchedGTB:
             coin_pre_tax=np.full((b, n), float(cfg.starting_coin)),
         )
         self._utility = self._utilities()
+        self._payment_obs = payment / _BASE_PAYMENT
+        self._income_obs = np.zeros((b, n))  # last period's incomes, sorted, per step of the period
         return self._result(np.zeros((b, n)), done=False)
 
     def step(self, actions: ArrayLike) -> GTBStep:
         """Advance every world by one step.
 
         Args:
-            actions: (B, N) integer action indices (see :class:`ActionLayout`). Masked actions are legal and do
-                nothing, exactly as in Foundation (e.g. a bid the agent cannot pay for is not placed).
+            actions: (B, N) integer action indices (see :class:`ActionLayout`). Masked actions are legal, as in
+                Foundation: a masked build or order does nothing (e.g. a bid the agent cannot pay for is not
+                placed), and a move is checked against the tiles at the moment the agent moves.
 
         Raises:
             RuntimeError: before :meth:`reset` or after the episode ended.
@@ -379,6 +382,8 @@ class BatchedGTB:
         self.market.step(s, acts, valid)
         self.gather.step(s, acts, self._order[t], self.actions.move_start)
         self.tax.step(s)
+        if s.tax_enacted:
+            self._income_obs = np.sort(s.last_income, axis=-1) / self.config.tax_period
         regenerate(s, self._source_index, self._regrow[t])
         utility = self._utilities()
         reward = utility - self._utility
@@ -520,8 +525,7 @@ class BatchedGTB:
         pos = s.tax_cycle_pos
         head = np.array([s.timestep / self._order.shape[0], float(pos >= cfg.tax_period), float(pos == 1),
                          pos / cfg.tax_period])
-        incomes = np.sort(s.last_income, axis=-1) / cfg.tax_period
-        return np.concatenate([np.broadcast_to(head, (self.n_envs, 4)), incomes, s.rates], axis=-1)
+        return np.concatenate([np.broadcast_to(head, (self.n_envs, 4)), self._income_obs, s.rates], axis=-1)
 
     def _refresh_world(self, s: GTBState) -> None:
         inner = self._interior
@@ -544,7 +548,7 @@ class BatchedGTB:
         out[..., 0:7] = s.agent * cfg.obs_scale
         out[..., 7:9] = s.pos * self._inv_shape
         out[..., 9] = s.timestep / self._order.shape[0]
-        out[..., 10] = s.payment * (1.0 / _BASE_PAYMENT)
+        out[..., 10] = self._payment_obs
         market = out[..., 11 : 11 + n_res * (1 + 5 * p)].reshape(b, n, n_res, 1 + 5 * p)
         market[..., 0] = self.market.market_rate(s)[:, None, :]
         market[..., 1 : 1 + p] = (s.price_history * cfg.obs_scale)[:, None]
@@ -554,7 +558,7 @@ class BatchedGTB:
         tax = out[..., 11 + n_res * (1 + 5 * p) :]
         pos = s.tax_cycle_pos
         tax[..., 0:3] = (float(pos >= cfg.tax_period), float(pos == 1), pos / cfg.tax_period)
-        tax[..., 3 : 3 + n] = (np.sort(s.last_income, axis=-1) * (1.0 / cfg.tax_period))[:, None]
+        tax[..., 3 : 3 + n] = self._income_obs[:, None]
         tax[..., 3 + n : -1] = s.rates[:, None]
         tax[..., -1] = self._current_marginal_rate(s)
         return out
@@ -570,11 +574,12 @@ class BatchedGTB:
         r1, c1 = s.pos[..., 0] + 1, s.pos[..., 1] + 1
         own_tile = self._codes[self._barange, r1, c1]
         self._codes[self._barange, r1, c1] = BLOCKED_TILE
-        mask[..., 1] = self.build.can_build(s, own_tile)
+        has_goods = s.agent[..., 1:3] >= 1  # (B, N, R)
+        mask[..., 1] = self.build.can_build(s, own_tile, has_goods)
         room = np.count_nonzero(s.order_kind, axis=-1).transpose(0, 2, 1) < cfg.max_orders  # (B, N, R)
         trade = mask[..., 2 : self.actions.move_start].reshape(b, n, len(RESOURCES), 2, p)
         trade[..., 0, :] = (self.market.prices <= s.agent[..., 0, None])[:, :, None] & room[..., None]
-        trade[..., 1, :] = (room & (s.agent[..., 1:3] >= 1))[..., None]
+        trade[..., 1, :] = (room & has_goods)[..., None]
         mask[..., self.actions.move_start :] = self.gather.move_mask(s, self._codes)
         self._mask = mask.copy()  # the rules read this; the caller may modify the returned array
         return mask
