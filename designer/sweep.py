@@ -449,7 +449,8 @@ def execute_trial(
 
     Exceptions (``Exception`` subclasses) are caught, their tracebacks appended to ``error.txt``, and the trial
     is retried up to ``max_retries`` times; a ``KeyboardInterrupt`` stops the run (the checkpoint stays).
-    ``callback(trainer)`` is called after every training iteration (Ray reports metrics through it).
+    ``callback(trainer)`` is called after every training iteration and once more when training ends (after the
+    final evaluation); Ray reports metrics through it.
     """
     trial_dir = Path(sweep_dir) / trial.name
     trial_dir.mkdir(parents=True, exist_ok=True)
@@ -459,6 +460,8 @@ def execute_trial(
         try:
             trainer, resumed_from = _start(trial, trial_dir)
             trainer.train(callback=callback)
+            if callback is not None:
+                callback(trainer)
             hist = trainer.progress.history[-last_k:]
             means = {k: float(np.mean([getattr(h, k) for h in hist])) for k in ("welfare", "incentives", "net")}
             bad = {k: v for k, v in means.items() if not np.isfinite(v)}
@@ -514,7 +517,7 @@ class SweepSummary:
                 continue
             status = "skipped (done)" if name in self.skipped else r.status
             welfare = "" if r.welfare is None else f"{r.welfare:.3f}"
-            to95 = "never" if r.episodes_to_95 is None else str(r.episodes_to_95)
+            to95 = "n/a" if r.optimum is None else "never" if r.episodes_to_95 is None else str(r.episodes_to_95)
             note = f" ({r.errors[-1]})" if r.status != "ok" and r.errors else ""
             lines.append(f"| {name} | {status}{note} | {r.attempts} | {welfare} | {to95} | {r.wall_seconds:.1f} |")
         return "\n".join(lines)
@@ -604,13 +607,13 @@ def _tune_trainable(config: dict[str, Any]) -> None:
         # a resumed trial reports its whole history once: each Tune run is a fresh experiment
         for h in history[reported["n"]:]:
             tune.report({"episode": h.episode, "welfare": h.welfare, "incentives": h.incentives, "net": h.net,
-                         "done": False})
+                         "final": False})
         reported["n"] = len(history)
 
     result = execute_trial(trial, config["sweep_dir"], max_retries=config["max_retries"],
                            last_k=config["last_k"], callback=report)
     final = {k: v for k, v in result.to_dict().items() if isinstance(v, (int, float, str)) and k != "trial"}
-    tune.report({**final, "done": True})
+    tune.report({**final, "final": True})
 
 
 def _tune_name(tune_trial: Any) -> str:
