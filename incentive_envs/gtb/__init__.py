@@ -21,6 +21,7 @@ from incentive_envs.gtb.engine import (
     state_feature_names,
 )
 from incentive_envs.gtb.layout import DEFAULT_LAYOUT, MapLayout, load_layout, packaged_layouts, parse_layout
+from incentive_envs.gtb.tax_models import FreeMarketTax, SaezTax, TaxModel, USFederalTax
 
 __all__ = [
     "DEFAULT_LAYOUT",
@@ -29,10 +30,14 @@ __all__ = [
     "STATE_MAP_CHANNELS",
     "ActionLayout",
     "BatchedGTB",
+    "FreeMarketTax",
     "GTBConfig",
     "GTBObservation",
     "GTBStep",
     "MapLayout",
+    "SaezTax",
+    "TaxModel",
+    "USFederalTax",
     "flat_feature_names",
     "load_layout",
     "packaged_layouts",
