@@ -1,5 +1,5 @@
-"""Sequential social dilemmas (Cleanup, Harvest): maps, configuration, the batched engine (Numba rule kernels), the
-PettingZoo env built on it. The user-facing env modules are :mod:`incentive_envs.cleanup` and
+"""Sequential social dilemmas (Cleanup, Harvest): maps, configuration, the batched engine (Numba rule kernels)
+and the PettingZoo env built on it. The user-facing env modules are :mod:`incentive_envs.cleanup` and
 :mod:`incentive_envs.harvest`."""
 
 from __future__ import annotations

@@ -274,7 +274,7 @@ class BatchedSSD:
         if bad.any():
             b, i = np.argwhere(bad)[0]
             raise ValueError(f"action {arr[b, i]} of agent {i} in game {b} is outside [0, {self.n_actions})")
-        return np.ascontiguousarray(arr, dtype=np.int64)
+        return np.array(arr, dtype=np.int64, order="C")  # a writable C copy: one compiled kernel signature
 
     def step(
         self, actions: NDArray[np.integer] | Sequence[Sequence[int]]
