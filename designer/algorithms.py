@@ -67,6 +67,11 @@ class Designer:
         """How the rollout logs the designer's inputs for a step (None: nothing to log)."""
         return None
 
+    def wrap_env(self, env: Any) -> Any:
+        """Wrap the task's env before the incentive wrapper goes on (designers acting through another control
+        point, such as a tax-rate interface, add their wrapper here). Default: unchanged."""
+        return env
+
     def eval_incentive(self, generator: torch.Generator) -> Callable[[StepContext], dict[str, float]] | None:
         """The incentive function for evaluation rollouts (stochastic designers sample from ``generator``)."""
         return self.incentive

@@ -192,6 +192,7 @@ def matrix_task(game: str = "ipd", **env_kwargs: Any) -> Task:
     return generic_task(
         game,
         lambda: module.parallel_env(**kwargs),
+        optimum=_best_stage_welfare(module.parallel_env(**kwargs)) * kwargs["max_cycles"],
         learner=LearnerConfig(optimizer="adam", lr=1e-2, entropy_coef=0.01, hidden=(16,)),
         designer=DesignerConfig(scale=4.0, lr=3e-2, cost_lr=1e-3),
         env_kwargs=kwargs,
@@ -275,6 +276,19 @@ def cleanup_task(map_name: str = "small", **env_kwargs: Any) -> Task:
         make_incentive_net=make_net,
         env_kwargs=kwargs,
     )
+
+
+def _best_stage_welfare(env: ParallelEnv) -> float:
+    """The best one-round social welfare of a matrix game, by trying every joint action."""
+    import itertools
+
+    agents = list(env.possible_agents)
+    best = -np.inf
+    for joint in itertools.product(*(range(int(env.action_space(a).n)) for a in agents)):
+        env.reset(seed=0)
+        _, rewards, _, _, _ = env.step(dict(zip(agents, joint)))
+        best = max(best, float(sum(rewards.values())))
+    return best
 
 
 TASKS: dict[str, Callable[..., Task]] = {

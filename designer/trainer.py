@@ -119,7 +119,8 @@ class Trainer:
         self.designer_generator = torch.Generator().manual_seed(config.seed + 1)
         self.designer: Designer = make_designer(self.task, self.designer_config, self.designer_generator)
         self.action_generator = torch.Generator().manual_seed(config.seed + 2)
-        self.envs = [self._wrap(self.task.make_env(), self.designer.incentive) for _ in range(config.batch_episodes)]
+        self.envs = [self._wrap(self.designer.wrap_env(self.task.make_env()), self.designer.incentive)
+                     for _ in range(config.batch_episodes)]
         for i, env in enumerate(self.envs):
             env.reset(seed=config.seed * _ENV_SEED_STRIDE + i)
         self.worker = self._worker(self.envs, self.designer.features_of)
@@ -156,7 +157,7 @@ class Trainer:
         seed = self.config.seed * _ENV_SEED_STRIDE + _EVAL_SEED_OFFSET + self.progress.episodes
         gen = torch.Generator().manual_seed(seed)
         fn = self.designer.eval_incentive(torch.Generator().manual_seed(seed + 1))
-        envs = [self._wrap(self.task.make_env(), fn) for _ in range(n)]
+        envs = [self._wrap(self.designer.wrap_env(self.task.make_env()), fn) for _ in range(n)]
         for i, env in enumerate(envs):
             env.reset(seed=seed + i)
         worker = self._worker(envs, None)
