@@ -283,22 +283,55 @@ def reset_games(
 
 
 @_jit
+def _targets(
+    row: NDArray[np.uint8],
+    pos: NDArray[np.int64],
+    orient: NDArray[np.int64],
+    present: NDArray[np.bool_],
+    actions: NDArray[np.int64],
+    move_delta: NDArray[np.int64],
+    ip: NDArray[np.int64],
+    target: NDArray[np.int64],
+) -> bool:
+    """Turns, then every agent's move target in one game (its position if it does not move: walls and the
+    map's border block); returns whether any agent moves."""
+    any_move = False
+    for i in range(pos.shape[0]):
+        a = actions[i]
+        target[i] = pos[i]
+        if not present[i]:
+            continue
+        if a == ip[I_CW]:
+            orient[i] = (orient[i] + 1) % 4
+        elif a == ip[I_CCW]:
+            orient[i] = (orient[i] + 3) % 4
+        elif a <= 4:
+            dest = pos[i] + move_delta[orient[i], a]
+            if not _blocks(row[dest]) and dest != pos[i]:
+                target[i] = dest
+                any_move = True
+    return any_move
+
+
+@_jit
 def _claims(
     pos: NDArray[np.int64],
     target: NDArray[np.int64],
+    key: np.uint64,
+    first: int,
     u: NDArray[np.float64],
-    moving: NDArray[np.bool_],
     won: NDArray[np.bool_],
 ) -> None:
-    """``won[i]``: agent i moves and no other mover claiming its target comes first in the order of ``u``
-    (ties by index); the losers' targets are reset to their positions."""
+    """Contested cells: claimants are ordered by the draws ``u[i] = uniform(key, first + i)`` (ties by index,
+    a uniformly random order) and only the first keeps its move. ``won[i]``: agent i still moves; the other
+    agents' targets are reset to their positions."""
     n = pos.shape[0]
     for i in range(n):
-        moving[i] = target[i] != pos[i]
+        u[i] = uniform(key, first + i)
     for i in range(n):
-        won[i] = moving[i]
+        won[i] = target[i] != pos[i]
         for j in range(n):
-            if won[i] and j != i and moving[j] and target[j] == target[i]:
+            if won[i] and j != i and target[j] != pos[j] and target[j] == target[i]:
                 won[i] = not (u[j] < u[i] or (u[j] == u[i] and j < i))
     for i in range(n):
         if not won[i]:
@@ -306,24 +339,20 @@ def _claims(
 
 
 @_jit
-def _resolve_moves(
+def _settle_moves(
     pos: NDArray[np.int64],
     target: NDArray[np.int64],
     present: NDArray[np.bool_],
-    u: NDArray[np.float64],
-    moving: NDArray[np.bool_],
     won: NDArray[np.bool_],
     failed: NDArray[np.bool_],
 ) -> None:
-    """Simultaneous moves of one game (method.md §3.2.8); updates ``pos`` in place.
+    """Move the winners of :func:`_claims` unless blocked (method.md §3.2.8); updates ``pos`` in place.
 
-    ``target[i]`` is agent i's destination (its position if it does not move). Claimants of one cell are
-    ordered by ``u`` (a uniformly random order) and only the first keeps its move. A head-on swap fails, and
-    so does a move into a cell whose present occupant stays or fails: failures propagate back along chains to
-    the least fixed point, so following and rotations of three or more agents succeed.
+    A head-on swap fails, and so does a move into a cell whose present occupant stays or fails: failures
+    propagate back along chains to the least fixed point, so following and rotations of three or more agents
+    succeed.
     """
     n = pos.shape[0]
-    _claims(pos, target, u, moving, won)
     for i in range(n):
         failed[i] = False
         for j in range(n):
@@ -341,45 +370,6 @@ def _resolve_moves(
     for i in range(n):
         if won[i] and not failed[i]:
             pos[i] = target[i]
-
-
-@_jit
-def _moves(
-    row: NDArray[np.uint8],
-    pos: NDArray[np.int64],
-    orient: NDArray[np.int64],
-    present: NDArray[np.bool_],
-    actions: NDArray[np.int64],
-    key: np.uint64,
-    first: int,
-    move_delta: NDArray[np.int64],
-    ip: NDArray[np.int64],
-    scratch: NDArray[np.int64],
-    u: NDArray[np.float64],
-    moving: NDArray[np.bool_],
-    won: NDArray[np.bool_],
-    failed: NDArray[np.bool_],
-) -> None:
-    """Turns, then simultaneous moves of one game; walls and the map's border block."""
-    any_move = False
-    for i in range(pos.shape[0]):
-        a = actions[i]
-        scratch[i] = pos[i]
-        if not present[i]:
-            continue
-        if a == ip[I_CW]:
-            orient[i] = (orient[i] + 1) % 4
-        elif a == ip[I_CCW]:
-            orient[i] = (orient[i] + 3) % 4
-        elif a <= 4:
-            dest = pos[i] + move_delta[orient[i], a]
-            if not _blocks(row[dest]) and dest != pos[i]:
-                scratch[i] = dest
-                any_move = True
-    if any_move:
-        for i in range(pos.shape[0]):
-            u[i] = uniform(key, first + i)
-        _resolve_moves(pos, scratch, present, u, moving, won, failed)
 
 
 @_jit
@@ -509,9 +499,8 @@ def step_games(
     for k in range(occ.shape[0]):
         occ[k] = -1
     grow = np.empty(apples.shape[0], dtype=np.bool_)
-    scratch = np.empty(n, dtype=np.int64)
+    target = np.empty(n, dtype=np.int64)
     u = np.empty(n, dtype=np.float64)
-    moving = np.empty(n, dtype=np.bool_)
     won = np.empty(n, dtype=np.bool_)
     failed = np.empty(n, dtype=np.bool_)
     hits = np.empty(n, dtype=np.int64)
@@ -519,7 +508,9 @@ def step_games(
     beam_codes = np.empty(beam_cells.shape[0], dtype=np.uint8)
     for b in range(n_games):
         key, row, p_b, present_b, a_b = keys[b], grid[b], pos[b], present[b], actions[b]
-        _moves(row, p_b, orient[b], present_b, a_b, key, first, move_delta, ip, scratch, u, moving, won, failed)
+        if _targets(row, p_b, orient[b], present_b, a_b, move_delta, ip, target):  # turns, then moves
+            _claims(p_b, target, key, first, u, won)
+            _settle_moves(p_b, target, present_b, won, failed)
         for i in range(n):  # apples are eaten on arrival
             eaten = present_b[i] and row[p_b[i]] == APPLE
             if eaten:

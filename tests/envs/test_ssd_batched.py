@@ -18,6 +18,14 @@ HARVEST_SMALL = {
     "timeout_steps": 4,
     "max_steps": 60,
 }
+# Ten agents in a 4x4 room of spawn points: contested cells, chains, swaps, rotations, full spawn points.
+CROWD = {
+    "ascii_map": ("@@@@@@", "@PPPP@", "@PPPP@", "@PAPP@", "@PPPP@", "@@@@@@"),
+    "n_agents": 10,
+    "view_radius": 3,
+    "timeout_steps": 2,
+    "max_steps": 60,
+}
 CASES = [
     (cleanup, {}),
     (cleanup, {"map_name": "10x10"}),
@@ -125,6 +133,7 @@ def _digest(batch: BatchedSSD, seed: int, episodes: int = 2) -> str:
         (cleanup, {"map_name": "large", "max_steps": 60, "timeout_steps": 5}, "65cc21d895c00b29"),
         (harvest, HARVEST_SMALL, "39b774d085ddaa26"),
         (harvest, {"max_steps": 60}, "b7877d2ca780317a"),
+        (harvest, CROWD, "f1b03a222c5b6ae4"),
     ],
 )
 def test_trajectories_equal_the_numpy_reference_engine(
