@@ -60,7 +60,10 @@ render_mode=None, **params)``
 - ``render_mode``: ``"rgb_array"`` (the state image upscaled by ``render_scale``) or ``"ansi"``.
 
 Many games at once: :class:`incentive_envs.ssd.BatchedSSD` (``make_batch`` below) runs B games with array
-inputs and outputs; game b of a batch reset with seed s equals this env reset with seed s + b.
+inputs and outputs; game b of a batch reset with seed s equals this env reset with seed s + b. The rules run
+as Numba kernels (:mod:`incentive_envs.ssd.kernels`): the first use on a machine compiles them (about 5 s of
+CPU), later processes load them from Numba's cache (``__pycache__`` or ``NUMBA_CACHE_DIR``). Speed on 2 cores:
+see ``examples/benchmarks/ssd_speed.py``.
 
 Deviations from the original code, on purpose: agents that a penalty beam removes simply skip their
 actions; the rotated view shows the agent's front at the top for every orientation (SSD's LEFT/RIGHT views

@@ -41,7 +41,8 @@ Reset: agents on random distinct spawn points with random orientations (``random
 render_mode=None, **params)``; ``params`` are the fields of :class:`incentive_envs.ssd.SSDConfig`
 (``n_agents``, ``max_steps``/``max_cycles``, ``view_radius``, ``harvest_spawn_probs``, ``apple_radius``,
 ``timeout_steps``, ``fire_cost``, ``hit_penalty``, ``rotation``, ...). Maps use ``@`` wall, ``P`` spawn,
-``A`` apple, space floor, and are validated.
+``A`` apple, space floor, and are validated. ``make_batch`` runs B games with array inputs and outputs (the same
+engine and seeding contract as Cleanup's, see :mod:`incentive_envs.cleanup`).
 
 ### Version History
 * v0: initial release.
