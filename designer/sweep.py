@@ -232,22 +232,25 @@ def _variant(x: Any) -> Variant:
 class Sweep:
     """A grid of tasks x algorithms x variants x seeds sharing base TrainConfig overrides.
 
+    Every sequence is stored as a tuple of specs; at construction (and in JSON) a task or algorithm may also be
+    given by its name or as a dict of the spec's fields, a variant as a dict, and ``seeds`` as a count.
+
     Args:
         name: the sweep's name (used for the default output folder and Ray Tune's experiment name).
-        tasks: task names or :class:`TaskSpec` s (dicts with ``task``, ``task_kwargs``, ``label`` in JSON).
-        algorithms: algorithm names or :class:`AlgorithmSpec` s.
+        tasks: the tasks (:class:`TaskSpec`: ``task``, ``task_kwargs``, ``label``).
+        algorithms: the algorithms (:class:`AlgorithmSpec`: ``algorithm``, ``designer``, ``label``).
         variants: config variants (default: one variant ``"default"`` with no overrides).
-        seeds: the seeds, or a count ``n`` meaning ``0..n-1``.
+        seeds: the seeds (a count ``n`` means ``0..n-1``).
         train: TrainConfig overrides for every trial (``episodes``, ``eval_period``, ``checkpoint_period``...).
         max_retries: how often a failing trial is retried before it is recorded as failed.
         last_k: ``result.json`` metrics are the mean of the last ``last_k`` evaluations.
     """
 
     name: str
-    tasks: Sequence[TaskSpec | str]
-    algorithms: Sequence[AlgorithmSpec | str]
-    variants: Sequence[Variant] = (Variant(),)
-    seeds: Sequence[int] | int = (0,)
+    tasks: tuple[TaskSpec, ...]
+    algorithms: tuple[AlgorithmSpec, ...]
+    variants: tuple[Variant, ...] = (Variant(),)
+    seeds: tuple[int, ...] = (0,)
     train: Mapping[str, Any] = field(default_factory=dict)
     max_retries: int = 1
     last_k: int = 5
@@ -257,12 +260,12 @@ class Sweep:
         object.__setattr__(self, "tasks", _coerce(self.tasks, "tasks", _task_spec))
         object.__setattr__(self, "algorithms", _coerce(self.algorithms, "algorithms", _algorithm_spec))
         object.__setattr__(self, "variants", _coerce(self.variants, "variants", _variant))
-        seeds = self.seeds
-        if isinstance(seeds, int) and not isinstance(seeds, bool):
-            if seeds < 1:
-                raise ValueError(f"seeds as a count must be >= 1, got {seeds}")
-            seeds = range(seeds)
-        seeds = tuple(seeds)
+        raw: Any = self.seeds
+        if isinstance(raw, int) and not isinstance(raw, bool):
+            if raw < 1:
+                raise ValueError(f"seeds as a count must be >= 1, got {raw}")
+            raw = range(raw)
+        seeds = tuple(raw)
         if not seeds or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in seeds):
             raise ValueError(f"seeds must be non-negative integers (or a count), got {self.seeds!r}")
         if len(set(seeds)) != len(seeds):
@@ -322,8 +325,8 @@ class Sweep:
                 for variant in self.variants:
                     where = f"task {task_spec.label!r}, algorithm {algo.label!r}, variant {variant.label!r}"
                     try:
-                        designer = replace(task.designer, algorithm=algo.algorithm,
-                                           **_tuples({**algo.designer, **variant.designer}))
+                        designer = replace(task.designer, **_tuples(
+                            {**algo.designer, **variant.designer, "algorithm": algo.algorithm}))
                         learner = replace(task.learner, **_tuples(variant.learner))
                         base = TrainConfig(task=task_spec.task, task_kwargs=dict(task_spec.task_kwargs),
                                            **_tuples({**self.train, **variant.train}))
@@ -562,7 +565,7 @@ def prepare_sweep(sweep: Sweep, sweep_dir: str | Path) -> list[Trial]:
 
 def _run_local(trials: Sequence[Trial], root: Path, sweep: Sweep, workers: int,
                callback: Callable[[Trial, Trainer], None] | None) -> None:
-    kwargs = {"max_retries": sweep.max_retries, "last_k": sweep.last_k}
+    kwargs: dict[str, Any] = {"max_retries": sweep.max_retries, "last_k": sweep.last_k}
     if workers == 1:
         for trial in trials:
             cb = (lambda trainer, trial=trial: callback(trial, trainer)) if callback is not None else None
@@ -583,8 +586,12 @@ def _run_local(trials: Sequence[Trial], root: Path, sweep: Sweep, workers: int,
 
 
 def _record_lost(trial: Trial, root: Path, sweep: Sweep, message: str) -> None:
-    """A failed ``result.json`` for a trial whose process died before it could write one itself."""
-    if _finished(trial, root / trial.name):
+    """A failed ``result.json`` for a trial whose process died before it could write one itself.
+
+    Pending trials have no ``result.json`` when they start (:func:`run_sweep` removes stale ones), so an existing
+    file was written by the trial itself and is kept.
+    """
+    if read_result(root / trial.name) is not None:
         return
     with (root / trial.name / "error.txt").open("a") as fh:
         fh.write(f"=== {trial.name} lost ({time.strftime('%Y-%m-%d %H:%M:%S')})\n{message}\n")
@@ -648,10 +655,13 @@ def _run_ray(trials: Sequence[Trial], root: Path, sweep: Sweep, address: str | N
             ),
         )
         grid = tuner.fit()
-        by_name = {t.name: t for t in trials}
-        for res in grid:
-            if res.error is not None:
-                _record_lost(by_name[res.config["trial"]["name"]], root, sweep, f"Ray Tune: {res.error!r}")
+        errors = {}
+        for i in range(len(grid)):
+            res = grid[i]
+            if res.error is not None and res.config is not None:
+                errors[res.config["trial"]["name"]] = f"Ray Tune: {res.error!r}"
+        for trial in trials:
+            _record_lost(trial, root, sweep, errors.get(trial.name, "Ray Tune: the trial reported no result"))
     finally:
         if started:
             ray.shutdown()
@@ -691,6 +701,8 @@ def run_sweep(
     trials = prepare_sweep(sweep, root)
     done = tuple(t.name for t in trials if _finished(t, root / t.name))
     pending = [t for t in trials if t.name not in done]
+    for trial in pending:  # a failed result of an earlier run must not stand in for this run's outcome
+        (root / trial.name / "result.json").unlink(missing_ok=True)
     if pending:
         if runner == "local":
             _run_local(pending, root, sweep, workers, callback)

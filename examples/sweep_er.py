@@ -34,9 +34,10 @@ def er_sweep(*, smoke: bool = False) -> Sweep:
         algorithms[1:1] = [AlgorithmSpec("dual_rl"), AlgorithmSpec("amd", {"output": "agent"})]
     return Sweep(
         name="er_smoke" if smoke else "er",
-        tasks=[TaskSpec("escape_room", {"n_agents": n, "min_at_lever": m}, label) for label, (n, m) in rooms.items()],
-        algorithms=algorithms,
-        seeds=2 if smoke else 5,
+        tasks=tuple(TaskSpec("escape_room", {"n_agents": n, "min_at_lever": m}, label)
+                    for label, (n, m) in rooms.items()),
+        algorithms=tuple(algorithms),
+        seeds=tuple(range(2 if smoke else 5)),
         train={"episodes": 300, "eval_period": 50, "eval_episodes": 10, "checkpoint_period": 100} if smoke
         else {"episodes": 20000, "eval_period": 100, "eval_episodes": 10, "checkpoint_period": 1000},
         max_retries=1,
