@@ -182,7 +182,28 @@ def apply_grads(
     return norm
 
 
-class MetaGradDesigner(Designer):
+class _LoggedIncentiveDesigner(Designer):
+    """A designer whose incentive function records the exact inputs it paid from (``last_inputs``), which the
+    rollout logs so that the payments can be recomputed from the batch."""
+
+    _incentive: Any
+
+    @property
+    def incentive(self) -> Any:
+        return self._incentive
+
+    @property
+    def features_of(self) -> Callable[[StepContext], tuple[np.ndarray, dict[str, int]]]:
+        return self._last_inputs
+
+    def _last_inputs(self, ctx: StepContext) -> tuple[np.ndarray, dict[str, int]]:
+        inputs = self._incentive.last_inputs
+        if inputs is None:
+            raise RuntimeError("the incentive function has not been called for this step")
+        return inputs
+
+
+class MetaGradDesigner(_LoggedIncentiveDesigner):
     """MetaGrad with online cross-validation (Yang et al. 2022; method.md §1.1, §2.2).
 
     Each iteration: the agents' update ``theta_hat(eta)`` on the training batch with incentives recomputed by
@@ -216,15 +237,6 @@ class MetaGradDesigner(Designer):
             self.net, features=task.features, slots=self.slot_rule, scale=config.scale
         )
         self._params = list(self.net.parameters())
-
-    @property
-    def incentive(self) -> ModuleIncentive:
-        return self._incentive
-
-    @property
-    def features_of(self) -> Callable[[StepContext], tuple[np.ndarray, dict[str, int]]]:
-        inc = self._incentive
-        return lambda ctx: inc.last_inputs  # the exact inputs the wrapper just paid from
 
     def payments(self, batch: Batch) -> Tensor:
         """Incentives on ``batch`` recomputed from the logged inputs, differentiable in the network ``[B, T, N]``."""
@@ -409,7 +421,7 @@ class _DualRLIncentive:
         return {a: float(values[s]) for a, s in slots.items()}
 
 
-class DualRLDesigner(Designer):
+class DualRLDesigner(_LoggedIncentiveDesigner):
     """The learning-oblivious baseline: the designer is a REINFORCE agent (method.md §4.1).
 
     Its action is one of ``D ** S`` combinations of discrete incentive levels (``dual_values``, paid as is),
@@ -447,17 +459,8 @@ class DualRLDesigner(Designer):
         """Per-slot payments of combination ``choice``."""
         return [float(self.levels[d]) for d in self._digits[choice]]
 
-    @property
-    def incentive(self) -> _DualRLIncentive:
-        return self._incentive
-
     def eval_incentive(self, generator: torch.Generator) -> _DualRLIncentive:
         return _DualRLIncentive(self, generator)
-
-    @property
-    def features_of(self) -> Callable[[StepContext], tuple[np.ndarray, dict[str, int]]]:
-        inc = self._incentive
-        return lambda ctx: inc.last_inputs
 
     def update(self, batch: Batch) -> Metrics:
         cfg = self.config
@@ -485,7 +488,7 @@ class DualRLDesigner(Designer):
         self.opt.load_state_dict(state["opt"])
 
 
-class AMDDesigner(Designer):
+class AMDDesigner(_LoggedIncentiveDesigner):
     """Adaptive Mechanism Design (Baumann, Graepel & Shawe-Taylor 2018; method.md §4.2), with its bugs fixed.
 
     The planner pays ``v_i = scale * sigmoid(f(s, a))_i`` per agent and, for each step of the logged episode in
@@ -510,15 +513,6 @@ class AMDDesigner(Designer):
         self._incentive = ModuleIncentive(self.net, features=task.features, slots=self.slot_rule,
                                           scale=config.scale)
         self.learner: AgentLearner | None = None
-
-    @property
-    def incentive(self) -> ModuleIncentive:
-        return self._incentive
-
-    @property
-    def features_of(self) -> Callable[[StepContext], tuple[np.ndarray, dict[str, int]]]:
-        inc = self._incentive
-        return lambda ctx: inc.last_inputs
 
     def iterate(self, learner: AgentLearner, collect: Collect, batch: Batch) -> tuple[Batch, Metrics]:
         self.learner = learner

@@ -136,10 +136,11 @@ class OptState:
     step: int = 0
 
 
-def action_log_probs(
-    logits: Tensor, actions: Tensor, epsilon: float, action_mask: Tensor | None = None
-) -> tuple[Tensor, Tensor]:
-    """Log-probabilities of ``actions`` and entropies under the epsilon-mixed (and masked) softmax policy."""
+def mixed_probs(logits: Tensor, epsilon: float, action_mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """The (masked) softmax mixed with ``epsilon`` of the uniform distribution over allowed actions.
+
+    Returns the probabilities and the masked logits.
+    """
     if action_mask is not None:
         logits = logits.masked_fill(action_mask <= 0, -1e9)
     probs = torch.softmax(logits, dim=-1)
@@ -150,9 +151,15 @@ def action_log_probs(
             allowed = (action_mask > 0).to(probs.dtype)
             uniform = allowed / allowed.sum(-1, keepdim=True)
         probs = (1.0 - epsilon) * probs + epsilon * uniform
-        logp_all = torch.log(probs.clamp_min(1e-12))
-    else:
-        logp_all = torch.log_softmax(logits, dim=-1)
+    return probs, logits
+
+
+def action_log_probs(
+    logits: Tensor, actions: Tensor, epsilon: float, action_mask: Tensor | None = None
+) -> tuple[Tensor, Tensor]:
+    """Log-probabilities of ``actions`` and entropies under the epsilon-mixed (and masked) softmax policy."""
+    probs, logits = mixed_probs(logits, epsilon, action_mask)
+    logp_all = torch.log(probs.clamp_min(1e-12)) if epsilon > 0 else torch.log_softmax(logits, dim=-1)
     entropy = -(probs * logp_all).sum(-1)
     logp = logp_all.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
     return logp, entropy

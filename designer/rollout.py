@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 
 from designer.batch import Batch
-from designer.learners import action_log_probs
+from designer.learners import action_log_probs, mixed_probs
 from wrappers import IncentiveWrapper, StepContext
 
 __all__ = ["EpisodeStats", "RolloutWorker", "obs_array"]
@@ -253,18 +253,8 @@ def _sample(
     logits: Tensor, epsilon: float, action_mask: Tensor | None, generator: torch.Generator
 ) -> tuple[Tensor, Tensor]:
     """Sample actions from the epsilon-mixed (masked) softmax and return them with their log-probabilities."""
-    if action_mask is not None:
-        logits = logits.masked_fill(action_mask <= 0, -1e9)
-    probs = torch.softmax(logits, dim=-1)
-    if epsilon > 0:
-        if action_mask is None:
-            uniform = torch.full_like(probs, 1.0 / probs.shape[-1])
-        else:
-            allowed = (action_mask > 0).to(probs.dtype)
-            uniform = allowed / allowed.sum(-1, keepdim=True)
-        probs = (1.0 - epsilon) * probs + epsilon * uniform
-    flat = probs.reshape(-1, probs.shape[-1])
-    actions = torch.multinomial(flat, 1, generator=generator).reshape(probs.shape[:-1])
+    probs, _ = mixed_probs(logits, epsilon, action_mask)
+    actions = torch.multinomial(probs.reshape(-1, probs.shape[-1]), 1, generator=generator).reshape(probs.shape[:-1])
     logp, _ = action_log_probs(logits, actions, epsilon, action_mask)
     return actions, logp
 

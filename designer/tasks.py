@@ -78,6 +78,11 @@ class Task:
             Dict observation).
         action_mask_of: ``(agent, obs, info) -> 0/1 mask`` of allowed actions, for games with masks.
         make_agent_net: builds the agents' actor and critic networks (default: :class:`AgentNet`).
+        make_designer: ``(task, config, generator) -> Designer | None``: the task's own designer for a config
+            (e.g. tax designers acting through a tax-rate control point); None (or returning None): the generic
+            designer named by ``config.algorithm``.
+        make_state_critic: ``(task, config) -> module`` mapping flat designer observations ``[..., S]`` to values
+            ``[...]``, for a designer critic that needs the task's structure (default: MLP or conv critic).
     """
 
     name: str
@@ -100,6 +105,8 @@ class Task:
     obs_of: Callable[[Any], np.ndarray] = obs_array
     action_mask_of: Callable[[str, Any, dict[str, Any]], np.ndarray] | None = None
     make_agent_net: NetFactory | None = None
+    make_designer: Callable[[Task, DesignerConfig, Any], Any] | None = None
+    make_state_critic: Callable[[Task, DesignerConfig], nn.Module] | None = None
 
     def incentive_net(self, output: str, hidden: tuple[int, ...]) -> nn.Module:
         """A fresh incentive network for the given output type."""
@@ -297,6 +304,7 @@ TASKS: dict[str, Callable[..., Task]] = {
     "ipd": lambda **kw: matrix_task("ipd", **kw),
     "stag_hunt": lambda **kw: matrix_task("stag_hunt", **kw),
     "chicken": lambda **kw: matrix_task("chicken", **kw),
+    "gather_trade_build": lambda **kw: __import__("designer.gtb", fromlist=["gtb_task"]).gtb_task(**kw),
 }
 
 
