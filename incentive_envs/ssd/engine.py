@@ -49,8 +49,7 @@ __all__ = [
     "agent_colour",
 ]
 
-# Orientations, clockwise; moves are (row, col) offsets.
-UP, RIGHT, DOWN, LEFT = 0, 1, 2, 3
+# Orientations 0..3 = up, right, down, left (clockwise); moves are (row, col) offsets.
 _DIRS: Final = ((-1, 0), (0, 1), (1, 0), (0, -1))
 _MOVE_VECTORS: Final = ((0, -1), (0, 1), (-1, 0), (1, 0), (0, 0))  # left, right, up, down, stay (facing UP)
 _CHAR_CODES: Final = {"@": WALL, " ": EMPTY, "P": EMPTY, "A": APPLE, "B": EMPTY, "H": WASTE, "R": RIVER, "S": STREAM}

@@ -28,6 +28,7 @@ __all__ = [
     "BEAM_CLEAN",
     "BEAM_FIRE",
     "EMPTY",
+    "N_FLAGS",
     "OUT",
     "RIVER",
     "STREAM",
@@ -38,6 +39,7 @@ __all__ = [
     "reset_games",
     "spawn_probabilities",
     "step_games",
+    "uniform",
 ]
 
 # Cell codes.
