@@ -67,9 +67,12 @@ class Designer:
         """How the rollout logs the designer's inputs for a step (None: nothing to log)."""
         return None
 
-    def wrap_env(self, env: Any) -> Any:
+    def wrap_env(self, env: Any, eval_generator: torch.Generator | None = None) -> Any:
         """Wrap the task's env before the incentive wrapper goes on (designers acting through another control
-        point, such as a tax-rate interface, add their wrapper here). Default: unchanged."""
+        point, such as a tax-rate interface, add their wrapper here). Default: unchanged.
+
+        ``eval_generator`` is None for training envs; for evaluation envs it is the generator a stochastic
+        designer samples from there (so that evaluation leaves the training RNGs untouched)."""
         return env
 
     def eval_incentive(self, generator: torch.Generator) -> Callable[[StepContext], dict[str, float]] | None:
@@ -218,14 +221,12 @@ class MetaGradDesigner(_LoggedIncentiveDesigner):
 
     def __init__(self, task: Task, config: DesignerConfig, generator: torch.Generator | None = None) -> None:
         super().__init__(task, config)
-        if self.slot_rule is None:
-            raise ValueError(f"task {task.name!r} has no slot rule for output {config.output!r}")
         with torch.random.fork_rng(devices=[]):
             if generator is not None:
                 torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=generator)))
-            self.net = task.incentive_net(config.output, config.hidden)
-            self.critic: ValueMLP | None = None
-            self.critic_target: ValueMLP | None = None
+            self.net = self._make_net()
+            self.critic: nn.Module | None = None
+            self.critic_target: nn.Module | None = None
             if config.use_critic:
                 self.critic = _state_critic(task, config)
                 self.critic_target = _state_critic(task, config)
@@ -233,10 +234,18 @@ class MetaGradDesigner(_LoggedIncentiveDesigner):
                 self.critic_target.requires_grad_(False)
         self.optim = _Optimizers(self.net, config)
         self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=config.critic_lr) if self.critic else None
-        self._incentive = ModuleIncentive(
-            self.net, features=task.features, slots=self.slot_rule, scale=config.scale
-        )
+        self._incentive = self._make_incentive()
         self._params = list(self.net.parameters())
+
+    def _make_net(self) -> nn.Module:
+        """The designer's network (a subclass with another kind of output, such as tax rates, overrides it)."""
+        if self.slot_rule is None:
+            raise ValueError(f"task {self.task.name!r} has no slot rule for output {self.config.output!r}")
+        return self.task.incentive_net(self.config.output, self.config.hidden)
+
+    def _make_incentive(self) -> Any:
+        """The incentive function paid through the wrapper (None for designers acting through ``wrap_env``)."""
+        return ModuleIncentive(self.net, features=self.task.features, slots=self.slot_rule, scale=self.config.scale)
 
     def payments(self, batch: Batch) -> Tensor:
         """Incentives on ``batch`` recomputed from the logged inputs, differentiable in the network ``[B, T, N]``."""
@@ -379,8 +388,11 @@ def _grads(loss: Tensor, params: list[nn.Parameter], retain_graph: bool = False)
     return torch.autograd.grad(loss, params, retain_graph=retain_graph, allow_unused=True)
 
 
-def _state_critic(task: Task, config: DesignerConfig) -> ValueMLP:
-    """Designer critic over its (flattened) observation; images get the paper's conv trunk."""
+def _state_critic(task: Task, config: DesignerConfig) -> nn.Module:
+    """Designer critic over its (flattened) observation: the task's own if it has one; images get the paper's
+    conv trunk."""
+    if task.make_state_critic is not None:
+        return task.make_state_critic(task, config)
     shape = task.state_shape
     if len(shape) == 3:
         return _FlatImageCritic(shape, config.critic_hidden)
@@ -573,7 +585,11 @@ class AMDDesigner(_LoggedIncentiveDesigner):
 
 
 def make_designer(task: Task, config: DesignerConfig, generator: torch.Generator) -> Designer:
-    """Build the designer named by ``config.algorithm``."""
+    """Build the task's own designer for ``config`` when it has one, else the designer named by ``config.algorithm``."""
+    if task.make_designer is not None:
+        own = task.make_designer(task, config, generator)
+        if own is not None:
+            return own
     algo = config.algorithm
     if algo in ("metagrad", "metagrad_m2"):
         return MetaGradDesigner(task, config, generator)

@@ -157,7 +157,8 @@ class Trainer:
         seed = self.config.seed * _ENV_SEED_STRIDE + _EVAL_SEED_OFFSET + self.progress.episodes
         gen = torch.Generator().manual_seed(seed)
         fn = self.designer.eval_incentive(torch.Generator().manual_seed(seed + 1))
-        envs = [self._wrap(self.designer.wrap_env(self.task.make_env()), fn) for _ in range(n)]
+        control = torch.Generator().manual_seed(seed + 2)  # for designers acting through their own wrapper
+        envs = [self._wrap(self.designer.wrap_env(self.task.make_env(), control), fn) for _ in range(n)]
         for i, env in enumerate(envs):
             env.reset(seed=seed + i)
         worker = self._worker(envs, None)

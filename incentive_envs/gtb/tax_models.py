@@ -76,6 +76,10 @@ class TaxModel(abc.ABC):
     def schedule(self) -> NDArray[np.float64]:
         """Marginal rates (one per bracket, in [0, 1]) for the period about to start."""
 
+    def __call__(self, observation: Any = None) -> NDArray[np.float64]:
+        """The schedule for the coming period (the observation is ignored): a model is a ``rates_fn(obs)``."""
+        return self.schedule()
+
     def record(self, income: ArrayLike, marginal_rates: ArrayLike) -> None:
         """Observe the incomes taxed at an enactment and the marginal rate each faced (default: ignore)."""
         return None
