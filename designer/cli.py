@@ -1,4 +1,4 @@
-"""Command line: ``python -m designer train|compare|resume|transfer ...`` (also the ``incentive-design`` script).
+"""Command line: ``python -m designer train|compare|resume|sweep|aggregate|transfer ...`` (also ``incentive-design``).
 
 ``train`` runs one algorithm on one task for one or more seeds; ``compare`` runs several algorithms side by side
 and prints the results table (mean ± std over seeds, episodes to 95% of the optimum); ``resume`` continues a
@@ -64,6 +64,11 @@ def build_parser() -> argparse.ArgumentParser:
     p_res.add_argument("checkpoint")
     p_res.add_argument("--episodes", type=int, default=None, help="new total budget")
     p_res.add_argument("--no-progress", action="store_true")
+    from designer.aggregate import add_aggregate_subcommand
+    from designer.sweep import add_sweep_subcommand
+
+    add_sweep_subcommand(sub)
+    add_aggregate_subcommand(sub)
     try:
         from designer.transfer import add_transfer_subcommand
     except ImportError:  # the sb3 extra is optional
@@ -115,8 +120,13 @@ def _final(trainer: Trainer, last: int = 5) -> dict[str, float]:
     return {k: float(np.mean([getattr(h, k) for h in hist])) for k in ("welfare", "incentives", "net")}
 
 
+def _std(x: np.ndarray) -> float:
+    """Sample standard deviation over seeds (0 for a single seed), as the sweep aggregator reports it."""
+    return float(x.std(ddof=1)) if len(x) > 1 else 0.0
+
+
 def results_table(results: dict[str, list[Trainer]], optimum: float | None) -> str:
-    """Markdown table: welfare, incentives paid, designer net (mean ± std over seeds) and episodes to 95%."""
+    """Markdown table: welfare, incentives paid, designer net (mean ± sample std over seeds), episodes to 95%."""
     lines = [
         "| algorithm | welfare | % of optimum | incentives paid | designer net | seeds ≥95% | episodes to 95% |",
         "|---|---|---|---|---|---|---|",
@@ -130,10 +140,10 @@ def results_table(results: dict[str, list[Trainer]], optimum: float | None) -> s
         hits = [t.episodes_to(0.95) for t in trainers]
         reached = [h for h in hits if h is not None]
         n_ok = sum(1 for wi in w if optimum and wi >= 0.95 * optimum)
-        to95 = f"{np.mean(reached):.0f} ± {np.std(reached):.0f}" if reached else "never"
+        to95 = f"{np.mean(reached):.0f} ± {_std(np.array(reached)):.0f} ({len(reached)} seeds)" if reached else "never"
         lines.append(
-            f"| {algo} | {w.mean():.2f} ± {w.std():.2f} | {pct} | {inc.mean():.2f} ± {inc.std():.2f} | "
-            f"{net.mean():.2f} ± {net.std():.2f} | {n_ok}/{len(trainers)} | {to95} |"
+            f"| {algo} | {w.mean():.2f} ± {_std(w):.2f} | {pct} | {inc.mean():.2f} ± {_std(inc):.2f} | "
+            f"{net.mean():.2f} ± {_std(net):.2f} | {n_ok}/{len(trainers)} | {to95} |"
         )
     return "\n".join(lines)
 
@@ -178,6 +188,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         trainer = Trainer.resume(args.checkpoint, **overrides)
         trainer.train()
         print(trainer.progress.history[-1])
+    elif args.command in ("sweep", "aggregate"):
+        return int(args.func(args))
     elif args.command == "transfer":
         from designer.transfer import run_transfer
 

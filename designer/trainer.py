@@ -276,6 +276,7 @@ class Trainer:
                 "iterations": p.iterations,
                 "next_eval": p.next_eval,
                 "history": [config_to_dict(h) for h in p.history],
+                "train_metrics": {k: list(v) for k, v in p.train_metrics.items()},
             },
         }
 
@@ -315,6 +316,7 @@ class Trainer:
             next_eval=int(prog["next_eval"]),
             history=[EvalResult(**{k: tuple(v) if isinstance(v, list) else v for k, v in h.items()})
                      for h in prog["history"]],
+            train_metrics={k: [float(x) for x in v] for k, v in prog["train_metrics"].items()},
         )
 
     @classmethod

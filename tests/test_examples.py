@@ -1,0 +1,21 @@
+"""Smoke runs of the example scripts with tiny budgets: they run, print their results and save their plots."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_train_metagrad_er_example(tmp_path: Path):
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "train_metagrad_er.py"), "--n-agents", "2", "--min-at-lever", "1",
+         "--episodes", "30", "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "metagrad  welfare" in out.stdout and "none      welfare" in out.stdout
+    assert (tmp_path / "learning_curves.png").stat().st_size > 10_000
+    assert (tmp_path / "metagrad" / "log.csv").exists()
