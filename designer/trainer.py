@@ -31,6 +31,8 @@ from wrappers import IncentiveWrapper, StepContext
 __all__ = ["EvalResult", "Trainer", "train"]
 
 _ENV_SEED_STRIDE = 1_000
+SOLVED_FRACTION = 0.95
+"""Welfare fraction of the optimum at which a run counts as solved (and ``solved.pt`` is written)."""
 _EVAL_SEED_OFFSET = 7_919
 
 
@@ -214,7 +216,15 @@ class Trainer:
 
     def _log_eval(self, result: EvalResult) -> None:
         p = self.progress
+        optimum = self.task.optimum
+        first_solved = (
+            optimum is not None and result.welfare >= SOLVED_FRACTION * optimum
+            and all(h.welfare < SOLVED_FRACTION * optimum for h in p.history)
+        )
         p.history.append(result)
+        if first_solved and self.out_dir is not None:
+            # the designer's incentive at the moment it first induced near-optimal behaviour (for transfer)
+            self.save(self.out_dir / "solved.pt")
         while p.next_eval <= p.episodes:
             p.next_eval += self.config.eval_period
         row: dict[str, float] = result.row(self.task.agents)
