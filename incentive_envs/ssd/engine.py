@@ -298,7 +298,7 @@ class BatchedSSD:
         rewards = np.empty((b, n), dtype=np.float32)
         flags = np.empty((K.N_FLAGS, b, n), dtype=bool)
         cleared = np.empty((b, n), dtype=np.int64)
-        done = self.advance(a, obs, rewards, flags, cleared)
+        done = self._advance(a, obs, rewards, flags, cleared)
         info = {
             "apple": flags[K.FLAG_APPLE],
             "cleaned": flags[K.FLAG_CLEANED],
@@ -309,7 +309,7 @@ class BatchedSSD:
         }
         return obs, rewards, np.full(b, done), info
 
-    def advance(
+    def _advance(
         self,
         actions: NDArray[np.int64],
         obs: NDArray[np.uint8],
@@ -317,11 +317,11 @@ class BatchedSSD:
         flags: NDArray[np.bool_],
         cleared: NDArray[np.int64],
     ) -> bool:
-        """The step without checks or allocations, for callers that validated ``actions`` (C-contiguous
-        ``int64[B, N]``) and own the output buffers; returns whether the episode ended.
-
-        Writes ``obs``, ``rewards``, ``flags bool[5, B, N]`` (apple, cleaned, fired, tagged, present) and
-        ``cleared int64[B, N]``. Raises ``RuntimeError`` before ``reset`` or after the episode ended.
+        """The step without checks or allocations, for ``step`` and the PettingZoo env; returns whether the
+        episode ended. Unchecked: ``actions`` must be valid, writable, C-contiguous ``int64[B, N]`` and the
+        buffers writable C-contiguous ``obs uint8[B, N, side, side, 3]``, ``rewards float32[B, N]``,
+        ``flags bool[5, B, N]`` (apple, cleaned, fired, tagged, present) and ``cleared int64[B, N]`` (the
+        kernels do not check bounds). Raises ``RuntimeError`` before ``reset`` or after the episode ended.
         """
         if not self._started:
             raise RuntimeError("step() called before reset() or after the episode ended; call reset() first")
@@ -408,14 +408,30 @@ class BatchedSSD:
         p = self.pad
         return self.grid.reshape(self.batch_size, self._hp, self._wp)[:, p : p + h, p : p + w].copy()
 
+    def _flat(self, b: int, cell: tuple[int, int]) -> int:
+        """Flat index of map ``cell`` after checking the game index and that the cell lies on the map."""
+        if not 0 <= b < self.batch_size:
+            raise ValueError(f"game index {b} is outside [0, {self.batch_size})")
+        h, w = self.map_shape
+        r, c = cell
+        if not (0 <= r < h and 0 <= c < w):
+            raise ValueError(f"cell {cell} is outside the {h}x{w} map")
+        return (r + self.pad) * self._wp + c + self.pad
+
     def set_cells(self, b: int, cells: Sequence[tuple[int, int]], code: int) -> None:
-        """Overwrite map cells of game ``b`` (for scripted scenarios and tests)."""
-        for r, c in cells:
-            self.grid[b, (r + self.pad) * self._wp + c + self.pad] = code
+        """Overwrite map cells of game ``b`` with a map code (``EMPTY`` .. ``STREAM``; for scenarios and tests)."""
+        if code not in (EMPTY, WALL, APPLE, WASTE, RIVER, STREAM):
+            raise ValueError(f"code must be a map cell code in [{EMPTY}, {STREAM}], got {code!r}")
+        for cell in cells:
+            self.grid[b, self._flat(b, cell)] = code
 
     def set_agent(self, b: int, i: int, cell: tuple[int, int], orientation: int | None = None) -> None:
         """Place agent ``i`` of game ``b`` at map ``cell`` (for scripted scenarios and tests)."""
-        flat = (cell[0] + self.pad) * self._wp + cell[1] + self.pad
+        flat = self._flat(b, cell)
+        if not 0 <= i < self.n_agents:
+            raise ValueError(f"agent index {i} is outside [0, {self.n_agents})")
+        if orientation is not None and orientation not in (0, 1, 2, 3):
+            raise ValueError(f"orientation must be 0 (up), 1 (right), 2 (down) or 3 (left), got {orientation!r}")
         others = np.delete(self.pos[b], i)[np.delete(self.present[b], i)]
         if self._blocking[self.grid[b, flat]] or flat in others:
             raise ValueError(f"cell {cell} is a wall or holds another agent")

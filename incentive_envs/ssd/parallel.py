@@ -131,7 +131,7 @@ class SSDParallelEnv(ParallelEnv[str, NDArray[np.uint8], int], EzPickle):
         self._actions[0] = coerce_joint_discrete(actions, self.agents, self._spaces)
         engine = self.engine
         obs = np.empty((1, engine.n_agents, *engine.view_shape), dtype=np.uint8)
-        truncated = engine.advance(self._actions, obs, self._rewards, self._flags, self._cleared)
+        truncated = engine._advance(self._actions, obs, self._rewards, self._flags, self._cleared)
         agents = self.possible_agents
         flags = self._flags[:, 0].T.tolist()
         infos = {

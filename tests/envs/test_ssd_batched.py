@@ -184,3 +184,21 @@ def test_any_integer_action_array_uses_the_one_compiled_kernel() -> None:
     ):
         batch.step(acts)
     assert len(kernels.step_games.signatures) == 1
+
+
+def test_scenario_setters_reject_what_the_kernels_cannot_index() -> None:
+    batch = cleanup.make_batch(2)
+    batch.reset(seed=0)
+    for bad in [lambda: batch.set_cells(0, [(7, 0)], 0), lambda: batch.set_cells(2, [(1, 1)], 0)]:
+        with pytest.raises(ValueError, match="outside"):
+            bad()
+    with pytest.raises(ValueError, match="code"):
+        batch.set_cells(0, [(1, 1)], 9)  # an agent's code is not a map cell
+    with pytest.raises(ValueError, match="orientation"):
+        batch.set_agent(0, 0, (3, 2), orientation=4)
+    with pytest.raises(ValueError, match="agent index"):
+        batch.set_agent(0, 2, (3, 2))
+    with pytest.raises(ValueError, match="wall"):
+        batch.set_agent(0, 0, (0, 0))
+    with pytest.raises(ValueError, match="outside"):
+        batch.set_agent(0, 0, (-1, 2))
