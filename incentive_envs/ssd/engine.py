@@ -79,6 +79,12 @@ _AGENT_COLOURS: Final = (
 )
 
 
+def _read_only(arr: NDArray) -> NDArray:
+    view = arr.view()
+    view.flags.writeable = False
+    return view
+
+
 def agent_colour(i: int) -> tuple[int, int, int]:
     """RGB colour of agent ``i``: the fixed palette first, then distinct generated colours."""
     if i < len(_AGENT_COLOURS):
@@ -95,8 +101,15 @@ class BatchedSSD:
         batch_size: number of games B.
 
     All arrays are indexed ``[game, agent, ...]``. Episodes have a fixed length, so all games of a batch end
-    together (``done`` is the same for every game) and are reset together. The state arrays ``grid``,
-    ``pos``, ``orient``, ``present`` and ``timeout`` are updated in place.
+    together (``done`` is the same for every game) and are reset together.
+
+    Attributes:
+        grid: ``uint8[B, (H+2 pad) * (W+2 pad)]`` cell codes of the padded maps (agents and beams not drawn).
+        pos: ``int64[B, N]`` agent positions as flat indices into ``grid`` (see :meth:`positions`).
+        orient: ``int64[B, N]`` orientations 0 up, 1 right, 2 down, 3 left.
+        present: ``bool[B, N]`` agent on the map (not timed out); ``timeout``: ``int64[B, N]`` steps left.
+
+    These are read-only views that follow the live state.
     """
 
     def __init__(self, config: SSDConfig, batch_size: int = 1) -> None:
@@ -190,14 +203,19 @@ class BatchedSSD:
         b = self.batch_size
         self._rngs = [seeding.np_random(None)[0] for _ in range(b)]
         self._keys = np.zeros(b, dtype=np.uint64)
-        self.grid = np.tile(self._base, (b, 1))
-        self.pos = np.tile(self._spawn[::-1][:n], (b, 1))
-        self.orient = np.zeros((b, n), dtype=np.int64)
-        self.present = np.ones((b, n), dtype=bool)
-        self.timeout = np.zeros((b, n), dtype=np.int64)
+        self._grid = np.tile(self._base, (b, 1))
+        self._pos = np.tile(self._spawn[::-1][:n], (b, 1))
+        self._orient = np.zeros((b, n), dtype=np.int64)
+        self._present = np.ones((b, n), dtype=bool)
+        self._timeout = np.zeros((b, n), dtype=np.int64)
         self.steps = 0
-        self._canvas = self.grid.copy()
+        self._canvas = self._grid.copy()
         self._started = False
+        # Read-only live views of the state (the kernels index without bounds checks: change the state only
+        # through set_cells / set_agent, which validate).
+        self.grid, self.pos, self.orient, self.present, self.timeout = (
+            _read_only(a) for a in (self._grid, self._pos, self._orient, self._present, self._timeout)
+        )
 
     @property
     def rngs(self) -> list[np.random.Generator]:
@@ -231,12 +249,12 @@ class BatchedSSD:
         self.steps = 0
         obs = np.empty((self.batch_size, self.n_agents, *self.view_shape), dtype=np.uint8)
         K.reset_games(
-            self.grid,
+            self._grid,
             self._canvas,
-            self.pos,
-            self.orient,
-            self.present,
-            self.timeout,
+            self._pos,
+            self._orient,
+            self._present,
+            self._timeout,
             self._keys,
             self._base,
             self._spawn,
@@ -327,12 +345,12 @@ class BatchedSSD:
             raise RuntimeError("step() called before reset() or after the episode ended; call reset() first")
         self.steps += 1
         K.step_games(
-            self.grid,
+            self._grid,
             self._canvas,
-            self.pos,
-            self.orient,
-            self.present,
-            self.timeout,
+            self._pos,
+            self._orient,
+            self._present,
+            self._timeout,
             self._keys,
             self.steps,
             actions,
@@ -360,7 +378,7 @@ class BatchedSSD:
     def spawn_probabilities(self) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
         """Cleanup's ``(p_apple[B], p_waste[B])`` from the current waste density (method.md §3.2.3)."""
         out = np.empty((2, self.batch_size), dtype=np.float64)
-        K.spawn_probabilities(self.grid, self._waste, self._fp, out)
+        K.spawn_probabilities(self._grid, self._waste, self._fp, out)
         return out[0], out[1]
 
     def regrowth_probabilities(self) -> NDArray[np.float64]:
@@ -369,7 +387,7 @@ class BatchedSSD:
         Depends only on the apples around the cell; cells holding an apple or an agent do not draw at all.
         """
         out = np.empty((self.batch_size, len(self._apples)), dtype=np.float64)
-        K.regrowth_probabilities(self.grid, self._nbr, self._spawn_probs, out)
+        K.regrowth_probabilities(self._grid, self._nbr, self._spawn_probs, out)
         return out
 
     # -------------------------------------------------------------- rendering
@@ -399,14 +417,14 @@ class BatchedSSD:
 
     def positions(self) -> NDArray[np.int64]:
         """Agent (row, col) map coordinates, ``int64[B, N, 2]`` (last position for timed-out agents)."""
-        r, c = np.divmod(self.pos, self._wp)
+        r, c = np.divmod(self._pos, self._wp)
         return np.stack([r - self.pad, c - self.pad], axis=-1)
 
     def cell_grid(self) -> NDArray[np.uint8]:
         """Cell codes of the map region (no agents, no beams), ``uint8[B, H, W]``."""
         h, w = self.map_shape
         p = self.pad
-        return self.grid.reshape(self.batch_size, self._hp, self._wp)[:, p : p + h, p : p + w].copy()
+        return self._grid.reshape(self.batch_size, self._hp, self._wp)[:, p : p + h, p : p + w].copy()
 
     def _flat(self, b: int, cell: tuple[int, int]) -> int:
         """Flat index of map ``cell`` after checking the game index and that the cell lies on the map."""
@@ -423,7 +441,7 @@ class BatchedSSD:
         if code not in (EMPTY, WALL, APPLE, WASTE, RIVER, STREAM):
             raise ValueError(f"code must be a map cell code in [{EMPTY}, {STREAM}], got {code!r}")
         for cell in cells:
-            self.grid[b, self._flat(b, cell)] = code
+            self._grid[b, self._flat(b, cell)] = code
 
     def set_agent(self, b: int, i: int, cell: tuple[int, int], orientation: int | None = None) -> None:
         """Place agent ``i`` of game ``b`` at map ``cell`` (for scripted scenarios and tests)."""
@@ -432,9 +450,9 @@ class BatchedSSD:
             raise ValueError(f"agent index {i} is outside [0, {self.n_agents})")
         if orientation is not None and orientation not in (0, 1, 2, 3):
             raise ValueError(f"orientation must be 0 (up), 1 (right), 2 (down) or 3 (left), got {orientation!r}")
-        others = np.delete(self.pos[b], i)[np.delete(self.present[b], i)]
-        if self._blocking[self.grid[b, flat]] or flat in others:
+        others = np.delete(self._pos[b], i)[np.delete(self._present[b], i)]
+        if self._blocking[self._grid[b, flat]] or flat in others:
             raise ValueError(f"cell {cell} is a wall or holds another agent")
-        self.pos[b, i] = flat
+        self._pos[b, i] = flat
         if orientation is not None:
-            self.orient[b, i] = orientation
+            self._orient[b, i] = orientation

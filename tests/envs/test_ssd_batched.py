@@ -202,3 +202,8 @@ def test_scenario_setters_reject_what_the_kernels_cannot_index() -> None:
         batch.set_agent(0, 0, (0, 0))
     with pytest.raises(ValueError, match="outside"):
         batch.set_agent(0, 0, (-1, 2))
+    for live in (batch.grid, batch.pos, batch.orient, batch.present, batch.timeout):
+        with pytest.raises(ValueError, match="read-only"):
+            live[0, 0] = 7
+    batch.set_agent(0, 0, (3, 2), orientation=2)
+    assert batch.positions()[0, 0].tolist() == [3, 2] and batch.orient[0, 0] == 2  # the views follow the state
