@@ -133,7 +133,7 @@ class SSDParallelEnv(ParallelEnv[str, NDArray[np.uint8], int], EzPickle):
         obs = np.empty((1, engine.n_agents, *engine.view_shape), dtype=np.uint8)
         truncated = engine._advance(self._actions, obs, self._rewards, self._flags, self._cleared)
         agents = self.possible_agents
-        flags = self._flags[:, 0].T.tolist()
+        flags = self._flags[:, 0].T.tolist()  # per agent: apple, cleaned, fired, tagged, present (kernels.FLAG_*)
         infos = {
             a: {"apple": f[0], "cleaned": f[1], "waste_cleared": c, "fired": f[2], "tagged": f[3], "present": f[4]}
             for a, f, c in zip(agents, flags, self._cleared[0].tolist())
