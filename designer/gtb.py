@@ -65,6 +65,7 @@ __all__ = [
     "TaxMetaGradDesigner",
     "TaxModelDesigner",
     "TaxNet",
+    "evaluate_taxes",
     "gtb_task",
     "rebuild_rewards",
     "schedule_of",
@@ -711,3 +712,34 @@ def gtb_task(
         make_designer=make_designer,
         make_state_critic=lambda task, cfg: StateCritic(lay, cfg.critic_hidden),
     )
+
+
+def evaluate_taxes(trainer: Any, n_episodes: int = 20, seed: int = 0) -> dict[str, Any]:
+    """:func:`tax_report` of ``n_episodes`` fresh evaluation episodes of a trained GTB :class:`Trainer`.
+
+    Like :meth:`Trainer.evaluate` (actions sampled without exploration mixing; the designer's evaluation
+    control point, seeded from ``seed``; training RNGs untouched) but logging the tax data of every step.
+    """
+    from designer.rollout import RolloutWorker
+    from wrappers import IncentiveWrapper
+
+    task = trainer.task
+    features = task.features
+    if not isinstance(features, StepFeatures):
+        raise ValueError(f"evaluate_taxes needs the gather_trade_build task, got {task.name!r}")
+    control = torch.Generator().manual_seed(seed + 1)
+    envs = [IncentiveWrapper(trainer.designer.wrap_env(task.make_env(), control), _no_incentive)
+            for _ in range(n_episodes)]
+    for i, env in enumerate(envs):
+        env.reset(seed=seed + i)
+    worker = RolloutWorker(envs, task.agents, features_of=lambda ctx: (features(ctx), {}),
+                           designer_reward=task.designer_reward, state_of=task.state_of, obs_of=task.obs_of,
+                           action_mask_of=task.action_mask_of)
+    params = trainer.learner.params
+    batch, _ = worker.collect(lambda obs: trainer.learner.logits(params, obs), 0.0,
+                              torch.Generator().manual_seed(seed))
+    return tax_report(batch, features.layout)
+
+
+def _no_incentive(ctx: StepContext) -> dict[str, float]:
+    return dict.fromkeys(ctx.agents, 0.0)
