@@ -34,6 +34,8 @@ class EpisodeStats:
     steps: int
     env_returns: tuple[float, ...]
     incentive_returns: tuple[float, ...]
+    info_totals: tuple[tuple[str, float], ...] = ()
+    """Per-episode totals (over agents and steps) of the task's numeric ``infos`` keys, e.g. Cleanup's beams."""
 
     @property
     def net(self) -> float:
@@ -70,6 +72,7 @@ class RolloutWorker:
         state_of: Callable[[StepContext], np.ndarray],
         obs_of: Callable[[Any], np.ndarray] = obs_array,
         action_mask_of: Callable[[str, Any, dict[str, Any]], np.ndarray] | None = None,
+        info_metrics: Sequence[str] = (),
     ) -> None:
         if not envs:
             raise ValueError("RolloutWorker needs at least one env")
@@ -80,6 +83,7 @@ class RolloutWorker:
         self.state_of = state_of
         self.obs_of = obs_of
         self.action_mask_of = action_mask_of
+        self.info_metrics = tuple(info_metrics)
 
     def collect(self, policy: Policy, epsilon: float, generator: torch.Generator) -> tuple[Batch, list[EpisodeStats]]:
         """Run one episode in every env with ``policy`` (logits from ``[B, N, *obs]``) and return the batch."""
@@ -94,6 +98,7 @@ class RolloutWorker:
             masks_now.append(self._masks(obs, infos))
         steps: list[dict[str, Any]] = []
         final_states: list[np.ndarray | None] = [None] * b
+        totals = [dict.fromkeys(self.info_metrics, 0.0) for _ in range(b)]
         while any(live):
             obs_t = np.stack([self._obs_row(o) for o in obs_dicts])
             obs_tensor = torch.as_tensor(obs_t)
@@ -114,6 +119,8 @@ class RolloutWorker:
                 if ctx is None:  # pragma: no cover - the wrapper always sets it after a step
                     raise RuntimeError("incentive wrapper did not record the step context")
                 rec.fill(i, self, ctx, acting, rewards, infos, terms)
+                for key in self.info_metrics:
+                    totals[i][key] += sum(float(infos[a].get(key, 0.0)) for a in acting)
                 obs_dicts[i] = {**obs_dicts[i], **obs}
                 rec.next_obs[i] = self._obs_row(obs_dicts[i])
                 masks_now[i] = self._masks(obs_dicts[i], infos)
@@ -121,7 +128,7 @@ class RolloutWorker:
                     live[i] = False
                     final_states[i] = _final_state(env, rec.state[i])
             steps.append(rec.as_dict())
-        return self._to_batch(steps, final_states), [_stats(env) for env in self.envs]
+        return self._to_batch(steps, final_states), [_stats(env, t) for env, t in zip(self.envs, totals)]
 
     # ------------------------------------------------------------------ helpers
     def _obs_row(self, obs: dict[str, Any]) -> np.ndarray:
@@ -267,7 +274,7 @@ def _final_state(env: IncentiveWrapper, last: np.ndarray | None) -> np.ndarray:
         return np.zeros_like(last) if last is not None else np.zeros(0, dtype=np.float32)
 
 
-def _stats(env: IncentiveWrapper) -> EpisodeStats:
+def _stats(env: IncentiveWrapper, info_totals: dict[str, float]) -> EpisodeStats:
     agents = list(env.possible_agents)
     return EpisodeStats(
         welfare=float(env.episode_welfare),
@@ -275,4 +282,5 @@ def _stats(env: IncentiveWrapper) -> EpisodeStats:
         steps=int(env.episode_stats()["steps"]),
         env_returns=tuple(float(env.episode_env_rewards.get(a, 0.0)) for a in agents),
         incentive_returns=tuple(float(env.episode_incentives.get(a, 0.0)) for a in agents),
+        info_totals=tuple(info_totals.items()),
     )

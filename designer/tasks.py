@@ -74,6 +74,7 @@ class Task:
         optimum: best achievable social welfare per episode, when known (for "percent of optimum" reports).
         make_incentive_net: builds the incentive network from ``(task, n_slots, hidden)``.
         env_kwargs: the keyword arguments the env was built with.
+        info_metrics: numeric ``infos`` keys summed per episode and reported in evaluations (``info/<key>``).
         obs_of: turns one agent's observation into the array row the agents' networks read (e.g. flattens a
             Dict observation).
         action_mask_of: ``(agent, obs, info) -> 0/1 mask`` of allowed actions, for games with masks.
@@ -103,6 +104,7 @@ class Task:
     make_incentive_net: Callable[[Task, int, tuple[int, ...]], nn.Module] | None = None
     env_kwargs: Mapping[str, Any] = field(default_factory=dict)
     obs_of: Callable[[Any], np.ndarray] = obs_array
+    info_metrics: tuple[str, ...] = ()
     action_mask_of: Callable[[str, Any, dict[str, Any]], np.ndarray] | None = None
     make_agent_net: NetFactory | None = None
     make_designer: Callable[[Task, DesignerConfig, Any], Any] | None = None
@@ -282,6 +284,7 @@ def cleanup_task(map_name: str = "small", **env_kwargs: Any) -> Task:
         ),
         make_incentive_net=make_net,
         env_kwargs=kwargs,
+        info_metrics=("cleaned", "waste_cleared"),
     )
 
 

@@ -52,6 +52,7 @@ class EvalResult:
     steps: float
     env_returns: tuple[float, ...]
     incentive_returns: tuple[float, ...]
+    info: dict[str, float] = field(default_factory=dict)
 
     def row(self, agents: tuple[str, ...]) -> dict[str, float]:
         out: dict[str, float] = {
@@ -65,6 +66,8 @@ class EvalResult:
         for a, r, i in zip(agents, self.env_returns, self.incentive_returns):
             out[f"env_return/{a}"] = r
             out[f"incentive/{a}"] = i
+        for key, value in self.info.items():
+            out[f"info/{key}"] = value
         return out
 
 
@@ -79,6 +82,7 @@ def _mean_stats(episode: int, stats: list[EpisodeStats]) -> EvalResult:
         steps=float(np.mean([s.steps for s in stats])),
         env_returns=tuple(np.mean([s.env_returns for s in stats], axis=0).tolist()),
         incentive_returns=tuple(np.mean([s.incentive_returns for s in stats], axis=0).tolist()),
+        info={k: float(np.mean([dict(s.info_totals)[k] for s in stats])) for k, _ in stats[0].info_totals},
     )
 
 
@@ -142,7 +146,8 @@ class Trainer:
     ) -> RolloutWorker:
         task = self.task
         return RolloutWorker(envs, task.agents, features_of=features_of, designer_reward=task.designer_reward,
-                             state_of=task.state_of, obs_of=task.obs_of, action_mask_of=task.action_mask_of)
+                             state_of=task.state_of, obs_of=task.obs_of, action_mask_of=task.action_mask_of,
+                             info_metrics=task.info_metrics)
 
     def _policy(self, params: Params) -> Callable[[torch.Tensor], torch.Tensor]:
         return lambda obs: self.learner.logits(params, obs)

@@ -19,3 +19,13 @@ def test_train_metagrad_er_example(tmp_path: Path):
     assert "metagrad  welfare" in out.stdout and "none      welfare" in out.stdout
     assert (tmp_path / "learning_curves.png").stat().st_size > 10_000
     assert (tmp_path / "metagrad" / "log.csv").exists()
+
+
+def test_cleanup_metagrad_example(tmp_path: Path):
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "cleanup_metagrad.py"), "--episodes", "6", "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "cleaning rate" in out.stdout and "plot saved to" in out.stdout
+    assert (tmp_path / "cleanup_training.png").stat().st_size > 10_000
