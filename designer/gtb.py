@@ -706,7 +706,7 @@ def gtb_task(
             use_critic=True, critic_lr=8.64e-4, critic_tau=0.0158, gae_lambda=0.98, gamma=0.99,
             critic_hidden=(256, 256), dual_entropy=0.451, dual_lr=5.7676e-4, dual_hidden=(256, 256),
         ),
-        env_kwargs={**kwargs, "tax_model": tax_model, "anneal_cap": anneal_cap},
+        env_kwargs=kwargs,
         action_mask_of=_mask_of,
         make_agent_net=_agent_net_factory(lay),
         make_designer=make_designer,
