@@ -60,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     p_cmp = sub.add_parser("compare", help="train several algorithms and print the results table")
     _add_common(p_cmp)
     p_cmp.add_argument("--algorithms", nargs="+", default=["metagrad", "none"], choices=ALGORITHMS)
+    p_rep = sub.add_parser("report", help="results table and plot from the run folders of earlier train/compare runs")
+    p_rep.add_argument("folder", help="a task folder written by train/compare, e.g. runs/er_n5_m2")
+    p_rep.add_argument("--algorithms", nargs="+", default=None, help="subset and order of the algorithm folders")
     p_res = sub.add_parser("resume", help="continue a checkpoint")
     p_res.add_argument("checkpoint")
     p_res.add_argument("--episodes", type=int, default=None, help="new total budget")
@@ -158,21 +161,42 @@ def _plot_run(trainer: Trainer, path: Path) -> None:
 
 def run_compare(args: argparse.Namespace, algorithms: Sequence[str]) -> dict[str, list[Trainer]]:
     results = {algo: [run_one(args, algo, seed) for seed in args.seeds] for algo in algorithms}
+    _write_report(results, Path(args.out) / _run_name(args.task, _task_kwargs(args)))
+    return results
+
+
+def report(folder: Path, algorithms: Sequence[str] | None = None) -> dict[str, list[Trainer]]:
+    """Rebuild the results table and comparison plot of ``folder/<algorithm>/seed<k>/checkpoint.pt`` runs.
+
+    Lets runs of one table be produced by separate processes (or machines) and reported together.
+    """
+    names = algorithms or sorted(p.name for p in folder.iterdir() if p.is_dir() and any(p.glob("seed*/checkpoint.pt")))
+    if not names:
+        raise SystemExit(f"no <algorithm>/seed*/checkpoint.pt runs under {folder}")
+    results: dict[str, list[Trainer]] = {}
+    for name in names:
+        paths = sorted((folder / name).glob("seed*/checkpoint.pt"), key=lambda p: int(p.parent.name[4:]))
+        if not paths:
+            raise SystemExit(f"no checkpoints under {folder / name}")
+        results[name] = [Trainer.resume(p) for p in paths]
+    _write_report(results, folder)
+    return results
+
+
+def _write_report(results: dict[str, list[Trainer]], folder: Path) -> None:
     task = next(iter(results.values()))[0].task
     table = results_table(results, task.optimum)
-    out = Path(args.out) / _run_name(args.task, _task_kwargs(args))
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "results.md").write_text(table + "\n")
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "results.md").write_text(table + "\n")
     try:
         from designer.plots import plot_learning_curves
 
-        plot_learning_curves(results, out / "comparison.png", optimum=task.optimum)
-        print(f"plot: {out / 'comparison.png'}")
+        plot_learning_curves(results, folder / "comparison.png", optimum=task.optimum)
+        print(f"plot: {folder / 'comparison.png'}")
     except ImportError:
         pass
     print(table)
-    print(f"table: {out / 'results.md'}")
-    return results
+    print(f"table: {folder / 'results.md'}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -188,6 +212,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         trainer = Trainer.resume(args.checkpoint, **overrides)
         trainer.train()
         print(trainer.progress.history[-1])
+    elif args.command == "report":
+        report(Path(args.folder), args.algorithms)
     elif args.command in ("sweep", "aggregate"):
         return int(args.func(args))
     elif args.command == "transfer":

@@ -331,7 +331,7 @@ class Trainer:
             next_eval=int(prog["next_eval"]),
             history=[EvalResult(**{k: tuple(v) if isinstance(v, list) else v for k, v in h.items()})
                      for h in prog["history"]],
-            train_metrics={k: [float(x) for x in v] for k, v in prog["train_metrics"].items()},
+            train_metrics={k: [float(x) for x in v] for k, v in prog.get("train_metrics", {}).items()},
         )
 
     @classmethod
