@@ -44,6 +44,7 @@ __all__ = [
     "plot_task_curves",
     "run_aggregate_cli",
     "summarize",
+    "summarize_records",
     "write_results",
 ]
 
@@ -246,8 +247,14 @@ def summarize(
     sweep_dir: str | Path, *, reps: int = 10_000, confidence: float = 0.95, seed: int = 0
 ) -> list[GroupSummary]:
     """One :class:`GroupSummary` per (task, algorithm, variant) of the sweep, in spec order."""
-    return [_summarize_group(rs, reps=reps, confidence=confidence, seed=seed)
-            for rs in _groups(load_trials(sweep_dir)).values()]
+    return summarize_records(load_trials(sweep_dir), reps=reps, confidence=confidence, seed=seed)
+
+
+def summarize_records(
+    records: Sequence[TrialRecord], *, reps: int = 10_000, confidence: float = 0.95, seed: int = 0
+) -> list[GroupSummary]:
+    """One :class:`GroupSummary` per (task, algorithm, variant) of ``records`` (from a sweep or elsewhere)."""
+    return [_summarize_group(rs, reps=reps, confidence=confidence, seed=seed) for rs in _groups(records).values()]
 
 
 # ---------------------------------------------------------------------------- tables

@@ -123,32 +123,25 @@ def _final(trainer: Trainer, last: int = 5) -> dict[str, float]:
     return {k: float(np.mean([getattr(h, k) for h in hist])) for k in ("welfare", "incentives", "net")}
 
 
-def _std(x: np.ndarray) -> float:
-    """Sample standard deviation over seeds (0 for a single seed), as the sweep aggregator reports it."""
-    return float(x.std(ddof=1)) if len(x) > 1 else 0.0
+def results_table(results: dict[str, list[Trainer]], task_label: str) -> str:
+    """The sweep aggregator's Markdown table for these runs: welfare, incentives paid and designer net (mean ±
+    sample std, IQM with a bootstrap 95% interval over seeds), % of optimum, seeds >= 95%, episodes to 95%."""
+    from designer.aggregate import TrialRecord, markdown_tables, summarize_records
+    from designer.sweep import TrialResult
 
-
-def results_table(results: dict[str, list[Trainer]], optimum: float | None) -> str:
-    """Markdown table: welfare, incentives paid, designer net (mean ± sample std over seeds), episodes to 95%."""
-    lines = [
-        "| algorithm | welfare | % of optimum | incentives paid | designer net | seeds ≥95% | episodes to 95% |",
-        "|---|---|---|---|---|---|---|",
-    ]
+    records = []
     for algo, trainers in results.items():
-        finals = [_final(t) for t in trainers]
-        w = np.array([f["welfare"] for f in finals])
-        inc = np.array([f["incentives"] for f in finals])
-        net = np.array([f["net"] for f in finals])
-        pct = f"{100 * w.mean() / optimum:.1f}%" if optimum else "n/a"
-        hits = [t.episodes_to(0.95) for t in trainers]
-        reached = [h for h in hits if h is not None]
-        n_ok = sum(1 for wi in w if optimum and wi >= 0.95 * optimum)
-        to95 = f"{np.mean(reached):.0f} ± {_std(np.array(reached)):.0f} ({len(reached)} seeds)" if reached else "never"
-        lines.append(
-            f"| {algo} | {w.mean():.2f} ± {_std(w):.2f} | {pct} | {inc.mean():.2f} ± {_std(inc):.2f} | "
-            f"{net.mean():.2f} ± {_std(net):.2f} | {n_ok}/{len(trainers)} | {to95} |"
-        )
-    return "\n".join(lines)
+        for t in trainers:
+            final = _final(t)
+            name = f"{task_label}__{algo}__default__seed{t.config.seed}"
+            result = TrialResult(
+                trial=name, status="ok", attempts=1, wall_seconds=0.0, episodes=t.progress.episodes, last_k=5,
+                welfare=final["welfare"], incentives=final["incentives"], net=final["net"],
+                episodes_to_95=t.episodes_to(0.95), optimum=t.task.optimum, resumed_from=None, config_hash="",
+            )
+            records.append(TrialRecord(name, task_label, algo, "default", t.config.seed,
+                                       Path(t.config.out_dir or "."), result))
+    return markdown_tables(summarize_records(records))
 
 
 def _plot_run(trainer: Trainer, path: Path) -> None:
@@ -185,7 +178,7 @@ def report(folder: Path, algorithms: Sequence[str] | None = None) -> dict[str, l
 
 def _write_report(results: dict[str, list[Trainer]], folder: Path) -> None:
     task = next(iter(results.values()))[0].task
-    table = results_table(results, task.optimum)
+    table = results_table(results, folder.name)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "results.md").write_text(table + "\n")
     try:
