@@ -410,10 +410,10 @@ class _FlatImageCritic(ValueMLP):
 
 
 class _DualRLIncentive:
-    """Samples the dual-RL designer's discrete incentive combination per step and pays by slot.
+    """Samples the dual-RL designer's action per step and pays by slot.
 
-    ``last_inputs`` appends the sampled combination index to the feature vector so that the REINFORCE update
-    can recover it from the logged batch.
+    ``last_inputs`` appends the sampled action (the combination index, or the pre-sigmoid Gaussian sample per
+    slot) to the feature vector so that the REINFORCE update can recover it from the logged batch.
     """
 
     def __init__(self, designer: DualRLDesigner, generator: torch.Generator) -> None:
@@ -426,19 +426,21 @@ class _DualRLIncentive:
         x = np.asarray(d.task.features(ctx), dtype=np.float32)
         slots = d.slot_rule(ctx) if d.slot_rule is not None else {}
         with torch.no_grad():
-            probs = torch.softmax(d.policy(torch.as_tensor(x)), -1)
-            choice = int(torch.multinomial(probs, 1, generator=self.generator))
-        values = d.decode(choice)
-        self.last_inputs = (np.append(x, np.float32(choice)), dict(slots))
+            action = d.sample(torch.as_tensor(x), self.generator)
+        values = d.payments_of(action)
+        self.last_inputs = (np.concatenate([x, action.numpy().astype(np.float32).reshape(-1)]), dict(slots))
         return {a: float(values[s]) for a, s in slots.items()}
 
 
 class DualRLDesigner(_LoggedIncentiveDesigner):
     """The learning-oblivious baseline: the designer is a REINFORCE agent (method.md §4.1).
 
-    Its action is one of ``D ** S`` combinations of discrete incentive levels (``dual_values``, paid as is),
-    digit ``j`` (least significant first) giving slot ``j``'s payment. Its reward is the social welfare minus
-    the incentives paid; it learns with discounted returns, an entropy bonus and Adam, one batch per update.
+    ``dual_mode="discrete"`` (default): its action is one of ``D ** S`` combinations of discrete incentive levels
+    (``dual_values``, paid as is), digit ``j`` (least significant first) giving slot ``j``'s payment.
+    ``dual_mode="continuous"``: a Gaussian over ``S`` pre-sigmoid values (mean from the network, std 1), paid
+    as ``scale * sigmoid(u)``; the change-of-variables term of the log-probability is constant and dropped, and
+    there is no entropy bonus (as the paper). Its reward is the social welfare minus the incentives paid; it
+    learns with discounted returns and Adam, one batch per update.
     """
 
     metric_names = ("designer_loss",)
@@ -448,10 +450,12 @@ class DualRLDesigner(_LoggedIncentiveDesigner):
         if self.slot_rule is None:
             raise ValueError(f"task {task.name!r} has no slot rule for output {config.output!r}")
         self.n_slots = task.n_slots[config.output]
+        self.continuous = config.dual_mode == "continuous"
         self.levels = torch.tensor(config.dual_values, dtype=torch.float32)
-        n_choices = len(config.dual_values) ** self.n_slots
-        if n_choices > 4096:
-            raise ValueError(f"dual-RL over {n_choices} combinations is too large; use fewer levels or slots")
+        n_out = self.n_slots if self.continuous else len(config.dual_values) ** self.n_slots
+        if n_out > 4096:
+            raise ValueError(f"dual-RL over {n_out} combinations is too large; use fewer levels, slots or "
+                             "dual_mode='continuous'")
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=generator)))
             layers: list[nn.Module] = []
@@ -459,30 +463,44 @@ class DualRLDesigner(_LoggedIncentiveDesigner):
             for h in config.dual_hidden:
                 layers += [nn.Linear(size, h), nn.ReLU()]
                 size = h
-            layers.append(nn.Linear(size, n_choices))
+            layers.append(nn.Linear(size, n_out))
             self.policy = nn.Sequential(*layers)
         self.opt = torch.optim.Adam(self.policy.parameters(), lr=config.dual_lr)
         self.generator = generator
         self._incentive = _DualRLIncentive(self, generator)
         powers = len(config.dual_values) ** torch.arange(self.n_slots)
-        self._digits = (torch.arange(n_choices)[:, None] // powers) % len(config.dual_values)
+        self._digits = (torch.arange(n_out)[:, None] // powers) % len(config.dual_values)
+        self.action_dim = self.n_slots if self.continuous else 1
 
-    def decode(self, choice: int) -> list[float]:
-        """Per-slot payments of combination ``choice``."""
-        return [float(self.levels[d]) for d in self._digits[choice]]
+    def sample(self, x: Tensor, generator: torch.Generator) -> Tensor:
+        """One action for designer input ``x``: a combination index, or pre-sigmoid values per slot."""
+        out = self.policy(x)
+        if self.continuous:
+            return out + torch.randn(out.shape, generator=generator, dtype=out.dtype)
+        return torch.multinomial(torch.softmax(out, -1), 1, generator=generator)
+
+    def payments_of(self, action: Tensor) -> list[float]:
+        """Per-slot payments of a sampled action."""
+        if self.continuous:
+            return (self.config.scale * torch.sigmoid(action)).tolist()
+        return [float(self.levels[d]) for d in self._digits[int(action)]]
 
     def eval_incentive(self, generator: torch.Generator) -> _DualRLIncentive:
         return _DualRLIncentive(self, generator)
 
     def update(self, batch: Batch) -> Metrics:
         cfg = self.config
-        x, choice = batch.features[..., :-1], batch.features[..., -1].long()
+        x, action = batch.features[..., : -self.action_dim], batch.features[..., -self.action_dim :]
         reward = batch.designer_reward - batch.paid.sum(-1)
         returns = discounted_returns(reward, batch.step_mask, cfg.gamma)
-        logits = self.policy(x)
-        logp_all = torch.log_softmax(logits, -1)
-        logp = logp_all.gather(-1, choice.unsqueeze(-1)).squeeze(-1)
-        entropy = -(logp_all.exp() * logp_all).sum(-1)
+        out = self.policy(x)
+        if self.continuous:
+            logp = -0.5 * ((action - out) ** 2).sum(-1)
+            entropy = torch.zeros_like(logp)
+        else:
+            logp_all = torch.log_softmax(out, -1)
+            logp = logp_all.gather(-1, action.long()).squeeze(-1)
+            entropy = -(logp_all.exp() * logp_all).sum(-1)
         loss = (-(logp * returns) - cfg.dual_entropy * entropy) * batch.step_mask
         loss = loss.sum() / batch.n_episodes
         self.opt.zero_grad(set_to_none=True)

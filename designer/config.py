@@ -59,6 +59,8 @@ class DesignerConfig:
         max_grad_norm: global-norm clip of the meta-gradient (pre-clip norm is logged); None disables.
         fixed_values: the table paid by ``"fixed"`` (one value per slot, already scaled).
         dual_values: discrete incentive levels of the dual-RL designer (paper: [0, 1.1]).
+        dual_mode: ``"discrete"`` (combinations of ``dual_values``) or ``"continuous"`` (Gaussian over pre-sigmoid
+            values paid as ``scale * sigmoid``).
         dual_entropy, dual_lr, dual_hidden: dual-RL designer hyperparameters (paper: 0.0289, 8e-3, (64, 32)).
         amd_lr, amd_cost, amd_clip, amd_agent_lr: AMD planner hyperparameters (paper: 2.74e-5, 4.24e-4, 10).
     """
@@ -84,6 +86,7 @@ class DesignerConfig:
     max_grad_norm: float | None = None
     fixed_values: tuple[float, ...] = ()
     dual_values: tuple[float, ...] = (0.0, 1.1)
+    dual_mode: Literal["discrete", "continuous"] = "discrete"
     dual_entropy: float = 0.0289
     dual_lr: float = 8.0e-3
     dual_hidden: tuple[int, ...] = (64, 32)
@@ -92,15 +95,16 @@ class DesignerConfig:
     amd_clip: float = 10.0
 
     def __post_init__(self) -> None:
-        algos = ("metagrad", "metagrad_m2", "dual_rl", "amd", "fixed", "none")
-        if self.algorithm not in algos:
-            raise ValueError(f"algorithm must be one of {algos}, got {self.algorithm!r}")
-        if self.output not in ("action", "agent", "action_type"):
-            raise ValueError(f"output must be 'action', 'agent' or 'action_type', got {self.output!r}")
-        if self.cost not in ("paid", "proxy", "none"):
-            raise ValueError(f"cost must be 'paid', 'proxy' or 'none', got {self.cost!r}")
-        if self.outer_reduction not in ("sum", "mean"):
-            raise ValueError(f"outer_reduction must be 'sum' or 'mean', got {self.outer_reduction!r}")
+        choices = {
+            "algorithm": ("metagrad", "metagrad_m2", "dual_rl", "amd", "fixed", "none"),
+            "output": ("action", "agent", "action_type"),
+            "cost": ("paid", "proxy", "none"),
+            "outer_reduction": ("sum", "mean"),
+            "dual_mode": ("discrete", "continuous"),
+        }
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
         for name in ("scale", "lr", "cost_lr", "critic_lr", "dual_lr", "amd_lr", "amd_clip"):
             check_positive(name, getattr(self, name))
         for name in ("gamma", "critic_tau", "gae_lambda"):
@@ -117,7 +121,7 @@ class DesignerConfig:
             raise ValueError("algorithm 'fixed' needs fixed_values (one payment per slot)")
         if not all(math.isfinite(v) for v in (*self.fixed_values, *self.dual_values)):
             raise ValueError("fixed_values and dual_values must be finite")
-        if self.algorithm == "dual_rl" and len(self.dual_values) < 2:
+        if self.algorithm == "dual_rl" and self.dual_mode == "discrete" and len(self.dual_values) < 2:
             raise ValueError(f"dual_values needs at least two levels, got {self.dual_values}")
         if any(h < 1 for h in (*self.hidden, *self.critic_hidden, *self.dual_hidden)):
             raise ValueError("hidden layer sizes must be >= 1")

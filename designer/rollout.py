@@ -36,6 +36,8 @@ class EpisodeStats:
     incentive_returns: tuple[float, ...]
     info_totals: tuple[tuple[str, float], ...] = ()
     """Per-episode totals (over agents and steps) of the task's numeric ``infos`` keys, e.g. Cleanup's beams."""
+    action_counts: tuple[tuple[int, ...], ...] = ()
+    """How often each agent took each action this episode (e.g. Escape Room's lever and door moves)."""
 
     @property
     def net(self) -> float:
@@ -60,6 +62,8 @@ class RolloutWorker:
         state_of: ``(ctx) -> flat array``, the designer's observation (for a designer critic).
         obs_of: ``(agent_obs) -> array``, how an agent's observation becomes a tensor row.
         action_mask_of: optional ``(agent, obs, info) -> mask`` of allowed actions.
+        info_metrics: numeric ``infos`` keys to total per episode.
+        n_actions: the agents' number of actions, for per-agent action counts (games with at most 10).
     """
 
     def __init__(
@@ -73,6 +77,7 @@ class RolloutWorker:
         obs_of: Callable[[Any], np.ndarray] = obs_array,
         action_mask_of: Callable[[str, Any, dict[str, Any]], np.ndarray] | None = None,
         info_metrics: Sequence[str] = (),
+        n_actions: int | None = None,
     ) -> None:
         if not envs:
             raise ValueError("RolloutWorker needs at least one env")
@@ -84,6 +89,7 @@ class RolloutWorker:
         self.obs_of = obs_of
         self.action_mask_of = action_mask_of
         self.info_metrics = tuple(info_metrics)
+        self.n_actions = n_actions
 
     def collect(self, policy: Policy, epsilon: float, generator: torch.Generator) -> tuple[Batch, list[EpisodeStats]]:
         """Run one episode in every env with ``policy`` (logits from ``[B, N, *obs]``) and return the batch."""
@@ -128,7 +134,9 @@ class RolloutWorker:
                     live[i] = False
                     final_states[i] = _final_state(env, rec.state[i])
             steps.append(rec.as_dict())
-        return self._to_batch(steps, final_states), [_stats(env, t) for env, t in zip(self.envs, totals)]
+        batch = self._to_batch(steps, final_states)
+        counts = _action_counts(batch, self.n_actions)
+        return batch, [_stats(env, t, c) for env, t, c in zip(self.envs, totals, counts)]
 
     # ------------------------------------------------------------------ helpers
     def _obs_row(self, obs: dict[str, Any]) -> np.ndarray:
@@ -274,7 +282,19 @@ def _final_state(env: IncentiveWrapper, last: np.ndarray | None) -> np.ndarray:
         return np.zeros_like(last) if last is not None else np.zeros(0, dtype=np.float32)
 
 
-def _stats(env: IncentiveWrapper, info_totals: dict[str, float]) -> EpisodeStats:
+_MAX_COUNTED_ACTIONS = 10
+
+
+def _action_counts(batch: Batch, n_actions: int | None) -> list[tuple[tuple[int, ...], ...]]:
+    """Per episode, per agent, how often each action was taken (empty for games with many actions)."""
+    if n_actions is None or n_actions > _MAX_COUNTED_ACTIONS:
+        return [()] * batch.n_episodes
+    onehot = torch.nn.functional.one_hot(batch.actions, n_actions) * batch.mask.unsqueeze(-1).long()
+    counts = onehot.sum(1)  # [B, N, A]
+    return [tuple(tuple(int(c) for c in agent) for agent in ep) for ep in counts.tolist()]
+
+
+def _stats(env: IncentiveWrapper, info_totals: dict[str, float], counts: tuple[tuple[int, ...], ...]) -> EpisodeStats:
     agents = list(env.possible_agents)
     return EpisodeStats(
         welfare=float(env.episode_welfare),
@@ -283,4 +303,5 @@ def _stats(env: IncentiveWrapper, info_totals: dict[str, float]) -> EpisodeStats
         env_returns=tuple(float(env.episode_env_rewards.get(a, 0.0)) for a in agents),
         incentive_returns=tuple(float(env.episode_incentives.get(a, 0.0)) for a in agents),
         info_totals=tuple(info_totals.items()),
+        action_counts=counts,
     )

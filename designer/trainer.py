@@ -53,6 +53,7 @@ class EvalResult:
     env_returns: tuple[float, ...]
     incentive_returns: tuple[float, ...]
     info: dict[str, float] = field(default_factory=dict)
+    action_counts: tuple[tuple[float, ...], ...] = ()
 
     def row(self, agents: tuple[str, ...]) -> dict[str, float]:
         out: dict[str, float] = {
@@ -68,7 +69,17 @@ class EvalResult:
             out[f"incentive/{a}"] = i
         for key, value in self.info.items():
             out[f"info/{key}"] = value
+        for a, counts in zip(agents, self.action_counts):
+            for action, c in enumerate(counts):
+                out[f"actions/{a}/{action}"] = c
         return out
+
+
+def _eval_result(data: dict[str, Any]) -> EvalResult:
+    """An :class:`EvalResult` from its checkpointed dict (lists back to tuples)."""
+    fixed = {k: tuple(tuple(x) if isinstance(x, list) else x for x in v) if isinstance(v, list) else v
+             for k, v in data.items()}
+    return EvalResult(**fixed)
 
 
 def _mean_stats(episode: int, stats: list[EpisodeStats]) -> EvalResult:
@@ -83,6 +94,8 @@ def _mean_stats(episode: int, stats: list[EpisodeStats]) -> EvalResult:
         env_returns=tuple(np.mean([s.env_returns for s in stats], axis=0).tolist()),
         incentive_returns=tuple(np.mean([s.incentive_returns for s in stats], axis=0).tolist()),
         info={k: float(np.mean([dict(s.info_totals)[k] for s in stats])) for k, _ in stats[0].info_totals},
+        action_counts=tuple(map(tuple, np.mean([s.action_counts for s in stats], axis=0).tolist()))
+        if stats[0].action_counts else (),
     )
 
 
@@ -147,7 +160,7 @@ class Trainer:
         task = self.task
         return RolloutWorker(envs, task.agents, features_of=features_of, designer_reward=task.designer_reward,
                              state_of=task.state_of, obs_of=task.obs_of, action_mask_of=task.action_mask_of,
-                             info_metrics=task.info_metrics)
+                             info_metrics=task.info_metrics, n_actions=task.n_actions)
 
     def _policy(self, params: Params) -> Callable[[torch.Tensor], torch.Tensor]:
         return lambda obs: self.learner.logits(params, obs)
@@ -329,8 +342,7 @@ class Trainer:
             episodes=int(prog["episodes"]),
             iterations=int(prog["iterations"]),
             next_eval=int(prog["next_eval"]),
-            history=[EvalResult(**{k: tuple(v) if isinstance(v, list) else v for k, v in h.items()})
-                     for h in prog["history"]],
+            history=[_eval_result(h) for h in prog["history"]],
             train_metrics={k: [float(x) for x in v] for k, v in prog.get("train_metrics", {}).items()},
         )
 

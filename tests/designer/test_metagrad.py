@@ -197,3 +197,53 @@ def test_non_finite_meta_gradient_raises_before_any_update():
     for p, q in zip(designer.net.parameters(), before):
         assert torch.equal(p.detach(), q)
 
+
+
+def test_meta_gradient_on_closed_form_prisoners_dilemma_matches_finite_differences():
+    """Exact expectations, no sampling: the four joint actions of the one-shot PD form a batch whose returns are
+    weighted by their (detached) probabilities, so our REINFORCE ``inner_update`` takes the exact expected
+    policy-gradient step; the outer objective is the exact expected welfare after the step. Its gradient in
+    the per-action incentive table equals central finite differences (float64)."""
+    torch.set_default_dtype(torch.float64)
+    try:
+        cfg = LearnerConfig(hidden=(), lr=0.7, entropy_coef=0.0, linear_init_std=0.3)
+        learner = AgentLearner(cfg, 2, (1,), 2, torch.Generator().manual_seed(0))
+        theta = {k: v.detach().requires_grad_(True) for k, v in learner.params.items()}
+        payoff = torch.tensor([[[3.0, 3.0], [0.0, 5.0]], [[5.0, 0.0], [1.0, 1.0]]])  # [a0][a1] -> (r0, r1)
+        joint = torch.tensor([[0, 0], [0, 1], [1, 0], [1, 1]])
+        obs = torch.ones(4, 1, 2, 1)
+
+        def probs(params):
+            logits = learner.logits(params, obs[:, 0])  # [4, 2 agents, 2 actions]
+            return torch.softmax(logits, -1)
+
+        def welfare(params):
+            p = probs(params)[0]  # the same observation for every episode
+            return sum(p[0, a0] * p[1, a1] * payoff[a0, a1].sum() for a0 in range(2) for a1 in range(2))
+
+        def objective(table: torch.Tensor) -> torch.Tensor:
+            p = probs(theta)[0].detach()
+            weight = torch.stack([p[0, a0] * p[1, a1] for a0, a1 in joint.tolist()])
+            env_r = torch.stack([payoff[a0, a1] for a0, a1 in joint.tolist()])  # [4, 2]
+            total = env_r + table[joint]  # the designer pays table[action] to each agent
+            ones = torch.ones(4, 1)
+            batch = Batch(
+                obs=obs, next_obs=obs, actions=joint[:, None, :], env_rewards=env_r[:, None, :], paid=total[:, None, :],
+                mask=torch.ones(4, 1, 2), step_mask=ones, terminated=ones, features=torch.zeros(4, 1, 0),
+                slots=joint[:, None, :], designer_reward=env_r.sum(-1, keepdim=True), state=torch.zeros(4, 1, 0),
+                next_state=torch.zeros(4, 1, 0), logp=torch.zeros(4, 1, 2),
+            )
+            # REINFORCE averages over the 4 "episodes": scaling by 4 * weight gives the exact expectation
+            new, _ = inner_update(learner, theta, OptState(), batch, (4 * weight)[:, None, None] * total[:, None, :])
+            return welfare(new)
+
+        table = torch.tensor([0.4, -0.2], requires_grad=True)
+        (g,) = torch.autograd.grad(objective(table), table)
+        for i in range(2):
+            e = torch.zeros(2)
+            e[i] = 1e-6
+            fd = (objective(table.detach() + e) - objective(table.detach() - e)) / 2e-6
+            assert torch.allclose(g[i], fd, rtol=1e-6, atol=1e-9), (i, float(g[i]), float(fd))
+        assert g[0] > 0  # paying more for cooperation raises the welfare after the agents' step
+    finally:
+        torch.set_default_dtype(torch.float32)
