@@ -4,7 +4,8 @@ Trains the same shared PPO agents under each tax designer for a few seeds, evalu
 sampled without exploration) and prints the paper's headline table (productivity, equality and their product,
 mean ± std over seeds). Saves, in ``--out``:
 
-- ``results.json``: every number below, per run;
+- ``results.json``: every number below, per run (schedules, evaluation details);
+- ``summary.json``: the table (mean, std, per seed), the settings and the machine;
 - ``schedules.png``: the tax rate of each bracket over training (MetaGrad and dual-RL, mean over seeds);
 - ``income_by_skill.png``: per-episode income before tax and after tax and redistribution, by skill;
 - ``rates_by_period.png``: the final evaluation's rate per bracket in each tax period.
@@ -93,6 +94,27 @@ def table(results: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def summary(results: list[dict[str, Any]], args: dict[str, Any], wall: float) -> dict[str, Any]:
+    """The table's numbers per designer (mean, std and per-seed values), with the run's settings and machine."""
+    import os
+    import platform
+
+    out: dict[str, Any] = {"args": args, "wall_minutes": wall / 60, "machine": {
+        "platform": platform.platform(), "python": platform.python_version(), "logical_cpus": os.cpu_count(),
+        "load_average": os.getloadavg()}, "designers": {}}
+    for method in METHODS:
+        runs = [r for r in results if r["method"] == method]
+        if not runs:
+            continue
+        row: dict[str, Any] = {"seconds_per_episode": float(np.mean([r["seconds_per_episode"] for r in runs]))}
+        for key in ("productivity", "equality", "equality_times_productivity"):
+            per_seed = [float(np.mean(r[key])) for r in runs]
+            row[key] = {"mean": float(np.mean(per_seed)), "std": float(np.std(per_seed)), "per_seed": per_seed}
+        row["mean_rates"] = np.mean([np.mean(r["rates"], axis=(0, 1)) for r in runs], axis=0).tolist()
+        out["designers"][method] = row
+    return out
+
+
 def plots(results: list[dict[str, Any]], out: Path) -> list[Path]:
     """The learned schedules over training, income before/after tax by skill, and rates per period."""
     import matplotlib
@@ -171,6 +193,7 @@ def main() -> None:
         results = [run(*job) for job in jobs]
     wall = time.perf_counter() - start
     (out / "results.json").write_text(json.dumps({"args": vars(args), "wall_seconds": wall, "runs": results}))
+    (out / "summary.json").write_text(json.dumps(summary(results, vars(args), wall), indent=1))
     print(table(results))
     print(f"\n{len(results)} runs, {args.episodes} episodes each, {wall / 60:.1f} min wall")
     for path in plots(results, out):
