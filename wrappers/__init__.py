@@ -23,6 +23,7 @@ from wrappers.incentive import (
     joint_action_features,
 )
 from wrappers.tax import TAX_INFO_KEYS, TaxWrapper
+from wrappers.tax_rates import TaxRatesWrapper
 
 __all__ = [
     "ADDED_INFO_KEYS",
@@ -37,6 +38,7 @@ __all__ = [
     "ModuleIncentive",
     "PaymentRules",
     "StepContext",
+    "TaxRatesWrapper",
     "TaxWrapper",
     "incentive",
     "joint_action_features",
