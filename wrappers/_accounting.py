@@ -17,7 +17,7 @@ import numpy as np
 if TYPE_CHECKING:
     from wrappers.incentive import StepContext
 
-__all__ = ["ADDED_INFO_KEYS", "IncentiveBooks", "PaymentRules", "check_env_rewards"]
+__all__ = ["ADDED_INFO_KEYS", "GuardedParallelStep", "IncentiveBooks", "PaymentRules", "check_env_rewards"]
 
 ADDED_INFO_KEYS: Final = ("env_reward", "incentive", "incentive_scaled")
 """Keys every incentive wrapper adds to ``infos[agent]`` on each step (fixed schema)."""
@@ -199,3 +199,36 @@ class IncentiveBooks:
         for agent, paid in payments.items():
             self.episode_incentives[agent] = self.episode_incentives.get(agent, 0.0) + paid
         self.episode_steps += 1
+
+
+class GuardedParallelStep:
+    """Call-order and joint-action checks that every parallel payment wrapper makes, then the env's step.
+
+    After the env has stepped the wrapper counts as failed until the caller sets ``_failed = False`` having
+    settled its payments, so an exception while paying makes it refuse further steps until ``reset``.
+    """
+
+    env: Any
+    _possible: tuple[str, ...]
+    _started: bool
+    _failed: bool
+    _step: int
+
+    def _env_step(
+        self, actions: Mapping[str, Any]
+    ) -> tuple[tuple[str, ...], dict[str, Any], dict[str, float], dict[str, bool], dict[str, bool], dict[str, Any]]:
+        """Check the call and the joint action, step the env; returns acting agents, obs, checked env rewards,
+        terminations, truncations and infos."""
+        from incentive_envs._validation import check_joint_action
+
+        if not self._started:
+            raise RuntimeError("step() called before reset(); call reset() first")
+        if self._failed:
+            raise RuntimeError("the previous step raised after the env had stepped; call reset() first")
+        if not self.env.agents:
+            raise RuntimeError("step() called after the episode finished; call reset() first")
+        acting = tuple(a for a in self._possible if a in self.env.agents)
+        check_joint_action(actions, acting, self.env.action_space)
+        obs, rewards, terms, truncs, infos = self.env.step(actions)
+        self._failed = True
+        return acting, obs, check_env_rewards(rewards, self._step), terms, truncs, infos

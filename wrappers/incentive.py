@@ -37,7 +37,13 @@ from pettingzoo import AECEnv, ParallelEnv
 from pettingzoo.utils import BaseParallelWrapper, BaseWrapper, aec_to_parallel, parallel_to_aec
 
 from incentive_envs._validation import check_joint_action
-from wrappers._accounting import ADDED_INFO_KEYS, IncentiveBooks, PaymentRules, check_env_rewards
+from wrappers._accounting import (
+    ADDED_INFO_KEYS,
+    GuardedParallelStep,
+    IncentiveBooks,
+    PaymentRules,
+    check_env_rewards,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -379,7 +385,7 @@ def _snapshot(value: Any) -> Any:
 # Wrappers
 
 
-class IncentiveWrapper(IncentiveBooks, BaseParallelWrapper):
+class IncentiveWrapper(GuardedParallelStep, IncentiveBooks, BaseParallelWrapper):
     """Add a designer's incentive to every agent's reward in a PettingZoo ``ParallelEnv``.
 
     Payments are computed after ``env.step`` from the pre-step designer observation and the joint action
@@ -446,17 +452,7 @@ class IncentiveWrapper(IncentiveBooks, BaseParallelWrapper):
     def step(
         self, actions: dict[str, Any]
     ) -> tuple[dict[str, Any], dict[str, float], dict[str, bool], dict[str, bool], dict[str, dict[str, Any]]]:
-        if not self._started:
-            raise RuntimeError("step() called before reset(); call reset() first")
-        if self._failed:
-            raise RuntimeError("the previous step raised after the env had stepped; call reset() first")
-        if not self.env.agents:
-            raise RuntimeError("step() called after the episode finished; call reset() first")
-        acting = tuple(a for a in self._possible if a in self.env.agents)
-        check_joint_action(actions, acting, self.env.action_space)
-        obs, rewards, terms, truncs, infos = self.env.step(actions)
-        self._failed = True  # until the payments have been settled
-        env_rewards = check_env_rewards(rewards, self._step)
+        acting, obs, env_rewards, terms, truncs, infos = self._env_step(actions)
         ctx = StepContext(
             designer_obs=self._designer_obs,
             actions=dict(actions),

@@ -32,7 +32,7 @@ import numpy as np
 from pettingzoo import ParallelEnv
 from pettingzoo.utils import BaseParallelWrapper
 
-from incentive_envs._validation import check_joint_action, check_positive_int
+from incentive_envs._validation import check_positive_int
 from incentive_envs.economics import (
     US_FEDERAL_2018_CUTOFFS,
     US_FEDERAL_2018_RATES,
@@ -41,7 +41,7 @@ from incentive_envs.economics import (
     lump_sum,
 )
 from incentive_envs.economics import check_rates as _check_rate_vector
-from wrappers._accounting import check_env_rewards
+from wrappers._accounting import GuardedParallelStep
 from wrappers.incentive import StepContext, _check_options, _has_state, _snapshot
 
 __all__ = ["TAX_INFO_KEYS", "RatesFn", "Redistribution", "TaxWrapper"]
@@ -59,7 +59,7 @@ CONSERVATION_RTOL = 1e-9
 """Relative tolerance for ``sum(shares) == sum(taxes)`` in a custom redistribution."""
 
 
-class TaxWrapper(BaseParallelWrapper):
+class TaxWrapper(GuardedParallelStep, BaseParallelWrapper):
     """Bracket income tax over periods of ``period`` steps, revenue returned as a lump sum.
 
     Args:
@@ -191,17 +191,7 @@ class TaxWrapper(BaseParallelWrapper):
     def step(
         self, actions: dict[str, Any]
     ) -> tuple[dict[str, Any], dict[str, float], dict[str, bool], dict[str, bool], dict[str, dict[str, Any]]]:
-        if not self._started:
-            raise RuntimeError("step() called before reset(); call reset() first")
-        if self._failed:
-            raise RuntimeError("the previous step raised after the env had stepped; call reset() first")
-        if not self.env.agents:
-            raise RuntimeError("step() called after the episode finished; call reset() first")
-        acting = tuple(a for a in self._possible if a in self.env.agents)
-        check_joint_action(actions, acting, self.env.action_space)
-        obs, rewards, terms, truncs, infos = self.env.step(actions)
-        self._failed = True
-        env_rewards = check_env_rewards(rewards, self._step)
+        acting, obs, env_rewards, terms, truncs, infos = self._env_step(actions)
         if self._step % self.period == 0:
             ctx = StepContext(
                 designer_obs=self._designer_obs,
