@@ -83,15 +83,18 @@ def _one_torch_thread() -> Iterator[None]:
         torch.set_num_threads(previous)
 
 
-def _with_incentive(env_fn: Callable[[], ParallelEnv], incentive_fn: Any) -> Callable[[], ParallelEnv]:
-    """``env_fn`` wrapped by the project's incentive wrapper (the frozen ``incentive_fn`` pays every step)."""
+def _with_incentive(
+    env_fn: Callable[[], ParallelEnv], incentive_fn: Any, rules: Mapping[str, Any] | None = None
+) -> Callable[[], ParallelEnv]:
+    """``env_fn`` wrapped by the project's incentive wrapper (the frozen ``incentive_fn`` pays every step, under
+    the wrapper's payment ``rules`` such as ``budget_per_episode``)."""
     if incentive_fn is None:
         return env_fn
-    return functools.partial(_wrapped, env_fn, incentive_fn)
+    return functools.partial(_wrapped, env_fn, incentive_fn, dict(rules or {}))
 
 
-def _wrapped(env_fn: Callable[[], ParallelEnv], incentive_fn: Any) -> ParallelEnv:
-    return incentive(env_fn(), incentive_fn)  # module-level so that SuperSuit can pickle the factory
+def _wrapped(env_fn: Callable[[], ParallelEnv], incentive_fn: Any, rules: dict[str, Any]) -> ParallelEnv:
+    return incentive(env_fn(), incentive_fn, **rules)  # module-level so that SuperSuit can pickle the factory
 
 
 class EpisodeTracker:
@@ -376,6 +379,7 @@ def transfer_eval(
     deterministic: Sequence[bool] = (False, True),
     progress_bar: bool = False,
     optimum: float | None = None,
+    incentive_rules: Mapping[str, Any] | None = None,
 ) -> TransferResult:
     """Train SB3 agents from scratch on ``env_fn()`` under the frozen ``incentive_fn`` (None: no incentive).
 
@@ -394,6 +398,8 @@ def transfer_eval(
         deterministic: evaluation modes (sampled and/or greedy actions).
         progress_bar: show SB3's / tqdm's progress bar.
         optimum: social-optimum welfare drawn as a reference line in the plot.
+        incentive_rules: payment rules of the incentive wrapper (e.g. ``{"budget_per_episode": 2.0,
+            "on_budget": "scale"}``), so a frozen incentive can be capped when fresh agents would exploit it.
 
     Returns:
         A :class:`TransferResult` with one row per (seed, evaluation mode) and the training curves.
@@ -411,7 +417,7 @@ def transfer_eval(
         raise ValueError("deterministic must name at least one evaluation mode (False and/or True)")
     kwargs = {**(DEFAULT_PPO_KWARGS if algo == "ppo" else {"device": "cpu"}), **(ppo_kwargs or {})}
     condition = NO_INCENTIVE if incentive_fn is None else WITH_INCENTIVE
-    wrapped = _with_incentive(env_fn, incentive_fn)
+    wrapped = _with_incentive(env_fn, incentive_fn, incentive_rules)
     result = TransferResult()
     with _one_torch_thread():
         for seed in seeds:
@@ -469,6 +475,8 @@ def add_transfer_subcommand(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--n-eval-episodes", default=20, type=int, help="evaluation episodes per seed")
     parser.add_argument("--algo", default="ppo", choices=sorted(ALGOS))
     parser.add_argument("--independent", action="store_true", help="one model per agent")
+    parser.add_argument("--budget-per-episode", type=float, default=None,
+                        help="cap the frozen incentive's payments per episode (scaled down to fit)")
     parser.add_argument("--progress", action="store_true", help="show progress bars")
     parser.set_defaults(func=run_transfer)
     return parser
@@ -499,6 +507,10 @@ def run_transfer(args: argparse.Namespace) -> int:
         seeds=args.seeds,
         n_eval_episodes=args.n_eval_episodes,
         independent=args.independent,
+        incentive_rules=(
+            {"budget_per_episode": args.budget_per_episode, "on_budget": "scale"}
+            if args.budget_per_episode is not None else None
+        ),
         progress_bar=args.progress,
         log_dir=args.out,
         optimum=_optimum(args.env, args.env_kwargs),

@@ -183,3 +183,22 @@ def test_ipd_agents_cooperate_with_the_incentive_and_defect_without() -> None:
     rows = {r.condition: r for r in result.rows}
     assert rows["incentive"].action_freq[0] >= 0.9 and rows["incentive"].welfare >= 0.9 * 60
     assert rows["no incentive"].action_freq[0] <= 0.1 and rows["no incentive"].welfare <= 1.1 * 20
+
+
+def test_incentive_rules_cap_the_frozen_incentive_per_episode():
+    """``incentive_rules`` reach the wrapper: a frozen table paying 2 per lever pull is scaled to a 1.0 budget."""
+    import functools
+
+    from designer.transfer import _with_incentive
+    from incentive_envs.escape_room import EscapeRoomEnv
+    from wrappers import ActionTable
+
+    make = _with_incentive(functools.partial(EscapeRoomEnv, n_agents=3, min_at_lever=2), ActionTable([2.0, 0, 0]),
+                           {"budget_per_episode": 1.0, "on_budget": "scale"})
+    env = make()
+    env.reset(seed=0)
+    total = 0.0
+    while env.agents:
+        _, _, _, _, infos = env.step(dict.fromkeys(env.agents, 0))  # everybody sits at the lever
+        total += sum(i["incentive"] for i in infos.values())
+    assert abs(total - 1.0) < 1e-9
