@@ -29,3 +29,25 @@ def test_cleanup_metagrad_example(tmp_path: Path):
     assert out.returncode == 0, out.stderr
     assert "cleaning rate" in out.stdout and "plot saved to" in out.stdout
     assert (tmp_path / "cleanup_training.png").stat().st_size > 10_000
+
+
+def test_gtb_taxes_example(tmp_path: Path):
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "gtb_taxes.py"), "--smoke", "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert out.returncode == 0, out.stderr
+    for name in ("schedules.png", "income_by_skill.png", "rates_by_period.png"):
+        assert (tmp_path / name).stat().st_size > 10_000
+    assert "free market" in out.stdout.lower() or "free_market" in out.stdout
+
+
+def test_cleanup_gif_example(tmp_path: Path):
+    gif = tmp_path / "episode.gif"
+    out = subprocess.run([sys.executable, str(ROOT / "examples" / "cleanup_gif.py"), "--out", str(gif)],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    from PIL import Image
+
+    with Image.open(gif) as img:
+        assert img.n_frames > 10
