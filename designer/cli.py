@@ -11,13 +11,14 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from designer.config import DesignerConfig, TrainConfig
+from designer.learners import LearnerConfig
 from designer.tasks import TASKS, make_task
 from designer.trainer import Trainer
 
@@ -49,6 +50,7 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tensorboard", action="store_true", help="also write TensorBoard logs")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--designer-json", default="", help="JSON dict of DesignerConfig overrides")
+    p.add_argument("--learner-json", default="", help="JSON dict of LearnerConfig overrides (e.g. '{\"lr\": 0.005}')")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -84,14 +86,28 @@ def build_parser() -> argparse.ArgumentParser:
 DEFAULT_EPISODES = {"escape_room": 20000}
 
 
+def _overrides(text: str, config: object, flag: str) -> dict[str, Any]:
+    """The JSON dict of ``flag`` as config overrides: unknown field names raise, lists become tuples."""
+    overrides: dict[str, Any] = json.loads(text) if text else {}
+    known = {f.name for f in fields(config)}  # type: ignore[arg-type]
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise SystemExit(f"{flag}: unknown field(s) {unknown}; {type(config).__name__} has {sorted(known)}")
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
+
+
 def _designer_config(args: argparse.Namespace, algorithm: str, base: DesignerConfig) -> DesignerConfig:
-    overrides: dict[str, Any] = json.loads(args.designer_json) if args.designer_json else {}
+    overrides = _overrides(args.designer_json, base, "--designer-json")
     if algorithm == "amd":
         overrides.setdefault("output", "agent")
     if algorithm == "fixed" and "fixed_values" not in overrides:
         raise SystemExit("--algorithm fixed needs --designer-json '{\"fixed_values\": [...]}'")
-    overrides = {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
     return replace(base, algorithm=algorithm, **overrides)
+
+
+def _learner_config(args: argparse.Namespace, base: LearnerConfig) -> LearnerConfig:
+    """The task's agent learner with the ``--learner-json`` overrides (lists become tuples, as in the configs)."""
+    return replace(base, **_overrides(args.learner_json, base, "--learner-json"))
 
 
 def run_one(args: argparse.Namespace, algorithm: str, seed: int) -> Trainer:
@@ -105,7 +121,8 @@ def run_one(args: argparse.Namespace, algorithm: str, seed: int) -> Trainer:
         eval_period=args.eval_period, eval_episodes=args.eval_episodes, checkpoint_period=args.checkpoint_period,
         out_dir=str(out), tensorboard=args.tensorboard, progress=not args.no_progress,
     )
-    trainer = Trainer(cfg, designer=_designer_config(args, algorithm, task.designer), task=task)
+    trainer = Trainer(cfg, designer=_designer_config(args, algorithm, task.designer),
+                      learner=_learner_config(args, task.learner), task=task)
     trainer.train()
     _plot_run(trainer, out / "learning_curve.png")
     return trainer

@@ -183,6 +183,21 @@ def test_cli_train_writes_table_plot_and_checkpoint(tmp_path: Path):
     assert bad.returncode != 0 and "fixed_values" in bad.stderr
 
 
+def test_cli_config_overrides_reach_the_run_and_unknown_fields_are_named(tmp_path: Path):
+    base = [sys.executable, "-m", "designer", "train", "--task", "escape_room", "--n-agents", "2", "--min-at-lever",
+            "1", "--episodes", "4", "--eval-period", "2", "--eval-episodes", "1", "--out", str(tmp_path),
+            "--no-progress", "--checkpoint-period", "4"]
+    ok = subprocess.run([*base, "--learner-json", '{"lr": 0.0123, "hidden": [7]}', "--designer-json", '{"lr": 0.0042}'],
+                        capture_output=True, text=True, timeout=300)
+    assert ok.returncode == 0, ok.stderr
+    state = torch.load(tmp_path / "er_n2_m1" / "metagrad" / "seed0" / "checkpoint.pt", weights_only=False)
+    assert state["learner_config"]["lr"] == 0.0123 and tuple(state["learner_config"]["hidden"]) == (7,)
+    assert state["designer_config"]["lr"] == 0.0042
+    bad = subprocess.run([*base, "--learner-json", '{"learning_rate": 0.1}'], capture_output=True, text=True,
+                         timeout=120)
+    assert bad.returncode != 0 and "learning_rate" in bad.stderr and "LearnerConfig" in bad.stderr
+
+
 def test_continuous_dual_rl_pays_scaled_sigmoids_and_learns_from_its_samples():
     """Continuous dual-RL: payments are 2*sigmoid(u) of a Gaussian sample u logged with the step; its update
     moves the policy mean toward samples that earned designer reward."""
