@@ -439,8 +439,9 @@ class DualRLDesigner(_LoggedIncentiveDesigner):
     (``dual_values``, paid as is), digit ``j`` (least significant first) giving slot ``j``'s payment.
     ``dual_mode="continuous"``: a Gaussian over ``S`` pre-sigmoid values (mean from the network, std 1), paid
     as ``scale * sigmoid(u)``; the change-of-variables term of the log-probability is constant and dropped, and
-    there is no entropy bonus (as the paper). Its reward is the social welfare minus the incentives paid; it
-    learns with discounted returns and Adam, one batch per update.
+    there is no entropy bonus (as the paper). Its reward is the social welfare minus the incentives paid
+    (welfare alone with ``cost="none"``, as in the paper's Cleanup); it learns with discounted returns and Adam,
+    one batch per update.
     """
 
     metric_names = ("designer_loss",)
@@ -491,7 +492,9 @@ class DualRLDesigner(_LoggedIncentiveDesigner):
     def update(self, batch: Batch) -> Metrics:
         cfg = self.config
         x, action = batch.features[..., : -self.action_dim], batch.features[..., -self.action_dim :]
-        reward = batch.designer_reward - batch.paid.sum(-1)
+        reward = batch.designer_reward
+        if cfg.cost != "none":
+            reward = reward - batch.paid.sum(-1)
         returns = discounted_returns(reward, batch.step_mask, cfg.gamma)
         out = self.policy(x)
         if self.continuous:

@@ -41,7 +41,8 @@ class DesignerConfig:
             ``"amd"`` (Baumann et al. 2018), ``"fixed"`` (a constant incentive table) or ``"none"``.
         hidden: incentive network sizes (``IncentiveMLP``).
         output: ``"action"`` (one value per action, paid by the action taken), ``"agent"`` (one value per agent)
-            or ``"action_type"`` (env-defined type such as Cleanup's clean / apple / other).
+            ``"action_type"`` (env-defined type such as Cleanup's clean / apple / other) or ``"agent_action_type"``
+            (one value per agent and type).
         scale: payments are ``scale * sigmoid(.)`` (the paper's ``r_multiplier`` = 2).
         lr: Adam learning rate of the meta-gradient step.
         cost: ``"paid"`` (discounted sum of incentives actually paid, recomputed with gradients; default),
@@ -67,7 +68,7 @@ class DesignerConfig:
 
     algorithm: Literal["metagrad", "metagrad_m2", "dual_rl", "amd", "fixed", "none"] = "metagrad"
     hidden: tuple[int, ...] = (64, 16)
-    output: Literal["action", "agent", "action_type"] = "action"
+    output: Literal["action", "agent", "action_type", "agent_action_type"] = "action"
     scale: float = 2.0
     lr: float = 7.93e-4
     cost: Literal["paid", "proxy", "none"] = "paid"
@@ -97,7 +98,7 @@ class DesignerConfig:
     def __post_init__(self) -> None:
         choices = {
             "algorithm": ("metagrad", "metagrad_m2", "dual_rl", "amd", "fixed", "none"),
-            "output": ("action", "agent", "action_type"),
+            "output": ("action", "agent", "action_type", "agent_action_type"),
             "cost": ("paid", "proxy", "none"),
             "outer_reduction": ("sum", "mean"),
             "dual_mode": ("discrete", "continuous"),

@@ -651,6 +651,7 @@ def gtb_task(
     anneal_cap: bool = False,
     initial_max_tax_rate: float = 0.1,
     n_episodes_reach_max_rate: int = 8000,
+    planner_epsilon_iters: int = 5000,
     **env_kwargs: Any,
 ) -> Task:
     """Gather-Trade-Build with the paper's shared PPO agents and MetaGrad tax designer (method.md §2.5, §5.3).
@@ -661,12 +662,14 @@ def gtb_task(
     updates (``config_foundation_ppo``). Designer: tax network 256-256, Adam 1.82e-5, critic lr 8.64e-4, tau
     0.0158, GAE 0.98, reward ``0.01 * productivity * equality`` after each step. The dual-RL planner uses
     entropy 0.451, lr 5.77e-4 and 256-256 layers. ``tax_model``/``anneal_cap`` and the cap schedule configure the
-    fixed baselines and the planner (:class:`GTBTaxOptions`); other keyword arguments go to the env.
+    fixed baselines and the planner, ``planner_epsilon_iters`` the planner's exploration schedule
+    (:class:`GTBTaxOptions`); other keyword arguments go to the env.
     """
     from incentive_envs.gather_trade_build import parallel_env
 
     options = GTBTaxOptions(tax_model=tax_model, anneal_cap=anneal_cap, initial_max_tax_rate=initial_max_tax_rate,
-                            n_episodes_reach_max_rate=n_episodes_reach_max_rate)
+                            n_episodes_reach_max_rate=n_episodes_reach_max_rate,
+                            planner_epsilon_iters=planner_epsilon_iters)
     kwargs = {"max_cycles": max_cycles, "layout": layout, **env_kwargs}
     if kwargs.get("observation_mode", "flat") != "flat":
         raise ValueError("the GTB task reads flat observations; observation_mode must be 'flat'")

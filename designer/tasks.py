@@ -226,6 +226,12 @@ def cleanup_action_types(ctx: StepContext) -> dict[str, int]:
     return types
 
 
+def cleanup_agent_action_types(ctx: StepContext) -> dict[str, int]:
+    """One slot per (agent, action type): agent ``i`` of type ``k`` is paid slot ``3 i + k``, so the designer can
+    pay one agent for cleaning and another for harvesting (the paper's output is symmetric across agents)."""
+    return {a: 3 * ctx.possible_agents.index(a) + k for a, k in cleanup_action_types(ctx).items()}
+
+
 class CleanupFeatures:
     """The Cleanup designer's input: the global RGB map (flattened, raw 0..255) and a one-hot "fired the
     cleaning beam this step" flag pair per agent (the paper's ``obs_cleaned_1hot``)."""
@@ -269,8 +275,9 @@ def cleanup_task(map_name: str = "small", **env_kwargs: Any) -> Task:
         n_actions=n_actions,
         feature_dim=image_dim + 2 * len(agents),
         features=CleanupFeatures(),
-        slot_rules={"action_type": cleanup_action_types, "agent": agent_slots},
-        n_slots={"action_type": 3, "agent": len(agents)},
+        slot_rules={"action_type": cleanup_action_types, "agent_action_type": cleanup_agent_action_types,
+                    "agent": agent_slots},
+        n_slots={"action_type": 3, "agent_action_type": 3 * len(agents), "agent": len(agents)},
         state_shape=state_shape,
         learner=LearnerConfig(
             kind="actor_critic", optimizer="sgd", lr=6.73e-4, gamma=0.99, entropy_coef=0.129, reduction="mean",
@@ -281,6 +288,7 @@ def cleanup_task(map_name: str = "small", **env_kwargs: Any) -> Task:
         designer=DesignerConfig(
             output="action_type", hidden=(64,), scale=2.0, lr=1.24e-5, cost="none", outer_reduction="mean",
             use_critic=True, critic_lr=2.4e-5, critic_tau=0.114, gae_lambda=0.99, dual_values=(0.0, 1.0, 2.0),
+            dual_lr=1.15e-5, dual_entropy=0.230,
         ),
         make_incentive_net=make_net,
         env_kwargs=kwargs,

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 
 from designer import TrainConfig, Trainer
 from designer.algorithms import MetaGradDesigner
-from designer.tasks import APPLE, CLEAN, OTHER, cleanup_action_types
+from designer.tasks import APPLE, CLEAN, OTHER, cleanup_action_types, cleanup_agent_action_types, make_task
 from wrappers import StepContext
 
 
@@ -21,6 +23,23 @@ def test_action_types_follow_the_paper():
     """Clean beats apple beats other: a cleaner that also ate an apple is paid as a cleaner."""
     ctx = _ctx({"a": True, "b": False, "c": False, "d": True}, {"a": 0.0, "b": 1.0, "c": 0.0, "d": 1.0})
     assert cleanup_action_types(ctx) == {"a": CLEAN, "b": APPLE, "c": OTHER, "d": CLEAN}
+    assert cleanup_agent_action_types(ctx) == {"a": CLEAN, "b": 3 + APPLE, "c": 6 + OTHER, "d": 9 + CLEAN}
+
+
+def test_per_agent_action_type_designer_pays_each_agent_its_own_slot():
+    """``output="agent_action_type"``: six outputs on the 2-agent map, agent i's type k paid from slot 3i + k,
+    and the differentiable recomputation still equals what was paid."""
+    task = make_task("cleanup", max_steps=10)
+    designer = replace(task.designer, output="agent_action_type")
+    t = Trainer(TrainConfig(task="cleanup", episodes=2, seed=1, task_kwargs={"max_steps": 10}), designer=designer,
+                task=task)
+    batch, _ = t.collect(t.learner.params)
+    assert t.designer.payments(batch).shape == batch.paid.shape
+    torch.testing.assert_close(t.designer.payments(batch).detach(), batch.paid, rtol=1e-5, atol=1e-6)
+    valid = batch.mask > 0
+    agent_index = torch.arange(2).expand_as(batch.slots)
+    assert torch.all(batch.slots[valid] // 3 == agent_index[valid])
+    assert int(batch.slots.max()) <= 5
 
 
 def test_cleanup_payments_recomputed_from_logs_equal_the_paid_ones():

@@ -269,6 +269,16 @@ def test_dual_rl_planner_respects_the_cap_and_mixes_only_over_allowed_levels():
     assert planner.completed_episodes == 1
 
 
+def test_dual_rl_planner_exploration_anneals_over_the_task_setting():
+    planner = _trainer("dual_rl", small=True, planner_epsilon_iters=4).designer
+    assert isinstance(planner, TaxDualRLDesigner)
+    assert planner.epsilon == pytest.approx(0.5)
+    planner.iteration = 2
+    assert planner.epsilon == pytest.approx(0.275)
+    planner.iteration = 10
+    assert planner.epsilon == pytest.approx(0.05)
+
+
 def _state() -> np.ndarray:
     env = parallel_env(**SHORT)
     env.reset(seed=0)

@@ -217,3 +217,18 @@ def test_continuous_dual_rl_pays_scaled_sigmoids_and_learns_from_its_samples():
         d.update(logged)
     after = d.policy(x).detach()
     assert float(((after - before) * batch.step_mask.unsqueeze(-1)).sum()) > 0
+
+
+@pytest.mark.parametrize("cost", ["paid", "none"])
+def test_dual_rl_subtracts_payments_unless_cost_is_none(cost: str):
+    """Dual-RL's reward is welfare minus incentives paid; with ``cost="none"`` (the paper's Cleanup) payments do
+    not enter it, so an update on a batch equals the update on the same batch with the payments zeroed."""
+    def updated(zero_paid: bool) -> dict[str, torch.Tensor]:
+        t = Trainer(_cfg(episodes=8, batch_episodes=4), designer=DesignerConfig(algorithm="dual_rl", cost=cost))
+        batch, _ = t.collect(t.learner.params)
+        batch = batch.with_(paid=torch.full_like(batch.paid, 0.0 if zero_paid else 1.5) * batch.mask)
+        t.designer.update(batch)
+        return {k: v.detach().clone() for k, v in t.designer.policy.state_dict().items()}
+
+    same = all(torch.equal(a, b) for a, b in zip(updated(False).values(), updated(True).values()))
+    assert same == (cost == "none")
