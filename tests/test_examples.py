@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -23,12 +24,16 @@ def test_train_metagrad_er_example(tmp_path: Path):
 
 def test_cleanup_metagrad_example(tmp_path: Path):
     out = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "cleanup_metagrad.py"), "--episodes", "6", "--out", str(tmp_path)],
+        [sys.executable, str(ROOT / "examples" / "cleanup_metagrad.py"), "--episodes", "16", "--eval-period", "8",
+         "--methods", "metagrad", "hand_designed", "--seeds", "0", "1", "--jobs", "2", "--out", str(tmp_path)],
         capture_output=True, text=True, timeout=300,
     )
     assert out.returncode == 0, out.stderr
-    assert "cleaning rate" in out.stdout and "plot saved to" in out.stdout
+    assert "| MetaGrad |" in out.stdout and "| hand-designed |" in out.stdout and "plot saved to" in out.stdout
     assert (tmp_path / "cleanup_training.png").stat().st_size > 10_000
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert len(summary["table"]["metagrad"]["apples"]["per_seed"]) == 2
+    assert (tmp_path / "hand_designed" / "seed1" / "log.csv").exists()
 
 
 def test_gtb_taxes_example(tmp_path: Path):
