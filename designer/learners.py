@@ -67,7 +67,7 @@ class LearnerConfig:
             ``epsilon_iters`` updates; used for sampling and in the loss alike.
         shared: one parameter set for all agents (parameter sharing) instead of one per agent.
         hidden: actor MLP sizes; ``()`` with ``linear_init_std`` gives the paper's linear softmax.
-        conv_channels, kernel: conv trunk for image observations (shared agents only).
+        conv_channels, kernel: conv trunk for image observations (one per agent unless ``shared``).
         linear_init_std: when set, the output layer has no bias and N(0, std^2) weights.
         critic_lr, critic_hidden, target_tau: critic (actor-critic, PPO) trained with Adam on TD(0) targets
             from a soft-updated target network.

@@ -94,9 +94,9 @@ def build_trunk(
 class AgentNet(nn.Module):
     """Actor (logits) for all agents at once: obs ``[..., N, *obs_shape]`` -> logits ``[..., N, n_actions]``.
 
-    Flat observations go through per-member MLP layers (``EnsembleLinear``); image observations go through a
-    conv trunk shared by every agent (only meaningful with ``n_members == 1``, parameter sharing) and then
-    the MLP head. ``hidden=()`` with ``bias=False`` and ``init_std`` gives the paper's linear softmax policy.
+    Flat observations go through per-member MLP layers (``EnsembleLinear``); image observations first go through
+    a conv trunk, one per member (a single one shared by every agent with ``n_members == 1``), then the MLP
+    head. ``hidden=()`` with ``bias=False`` and ``init_std`` gives the paper's linear softmax policy.
     """
 
     def __init__(
@@ -115,9 +115,11 @@ class AgentNet(nn.Module):
         super().__init__()
         self.obs_shape = tuple(int(s) for s in obs_shape)
         self.obs_scale = float(obs_scale)
+        self.n_members = n_members
         self.trunk, size = build_trunk(self.obs_shape, conv_channels, kernel)
-        if self.trunk is not None and n_members != 1:
-            raise ValueError("image observations need a shared policy (n_members=1)")
+        if self.trunk is not None and n_members > 1:
+            self.trunk = nn.ModuleList([self.trunk, *(build_trunk(self.obs_shape, conv_channels, kernel)[0]
+                                                      for _ in range(n_members - 1))])
         layers: list[nn.Module] = []
         for h in hidden:
             layers += [EnsembleLinear(n_members, size, h), nn.ReLU()]
@@ -131,6 +133,13 @@ class AgentNet(nn.Module):
         if self.trunk is None:
             return x
         lead = x.shape[: -len(self.obs_shape)]
+        if isinstance(self.trunk, nn.ModuleList):
+            if lead[-1] != self.n_members:
+                raise ValueError(f"observations have {lead[-1]} agents on dim -{len(self.obs_shape) + 1}, "
+                                 f"the policy has {self.n_members} members")
+            parts = [trunk(x[..., m, :, :, :].reshape(-1, *self.obs_shape).permute(0, 3, 1, 2))
+                     for m, trunk in enumerate(self.trunk)]
+            return torch.stack(parts, 1).reshape(*lead, -1)
         img = x.reshape(-1, *self.obs_shape).permute(0, 3, 1, 2)
         return self.trunk(img).reshape(*lead, -1)
 

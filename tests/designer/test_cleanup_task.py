@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
 import torch
 
 from designer import TrainConfig, Trainer
@@ -58,3 +59,22 @@ def test_cleanup_payments_recomputed_from_logs_equal_the_paid_ones():
     # the slots are the action types: cleaning actions (5) are paid from slot CLEAN
     cleaned = (batch.actions == 5) & (batch.mask > 0)
     assert torch.all(batch.slots[cleaned] == CLEAN)
+
+
+def test_independent_image_policies_do_not_share_parameters():
+    """``shared=False`` on image observations: one conv trunk and head per agent, so agent 0's logits do not
+    depend on agent 1's parameters or observation, and a batch of agents runs in one call."""
+    from designer.networks import AgentNet
+
+    torch.manual_seed(0)
+    net = AgentNet(2, (9, 9, 3), 6, (16,), conv_channels=(4,), kernel=3)
+    obs = torch.rand(5, 2, 9, 9, 3, requires_grad=True)
+    logits = net(obs)
+    assert logits.shape == (5, 2, 6)
+    logits[:, 0].sum().backward()
+    assert float(obs.grad[:, 1].abs().sum()) == 0.0 and float(obs.grad[:, 0].abs().sum()) > 0.0
+    trunks = list(net.trunk)
+    assert all(p.grad is None or float(p.grad.abs().sum()) == 0.0 for p in trunks[1].parameters())
+    assert all(float(p.grad.abs().sum()) > 0.0 for p in trunks[0].parameters())
+    with pytest.raises(ValueError, match="3 agents"):
+        net(torch.rand(5, 3, 9, 9, 3))
