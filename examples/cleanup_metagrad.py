@@ -4,7 +4,8 @@ Trains the paper's shared CNN actor-critic agents under each designer for a few 
 (and their share of the scripted cleaner + harvester's 38.99), incentives paid and the cleaning rate, and saves
 in ``--out``:
 
-- ``<method>/seed<k>/log.csv`` (and a checkpoint): each run's evaluation log;
+- ``<method>/seed<k>/log.csv`` and ``checkpoint.pt``: each run's evaluation log and final state (a finished run
+  with the same settings is reused, so adding seeds or methods to a table only trains the new runs);
 - ``summary.json`` and ``results.md``: the table (mean, std and per seed of the last ``--last`` evaluations),
   the settings and the machine;
 - ``cleanup_training.png``: apples, incentives paid and cleaning rate over training (mean ± std over seeds).
@@ -22,6 +23,7 @@ an incentive known to work. ``--settings paper`` keeps every constant of the pap
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import os
 import platform
@@ -54,8 +56,11 @@ PAPER: dict[str, Any] = {"batch_episodes": 1, "learner": {}, "designer": {}}
 
 
 def run(method: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
-    """Train one designer with one seed; returns its evaluation history (apples, incentives, cleaning rate)."""
+    """Train one designer with one seed (or reuse the finished run with the same settings in its folder); returns
+    its evaluation history (apples, incentives, cleaning rate) read back from the run's ``log.csv``."""
     from designer import TrainConfig, Trainer
+    from designer.checkpoint import load_checkpoint
+    from designer.config import config_to_dict
     from designer.tasks import make_task
 
     task = make_task("cleanup")
@@ -66,15 +71,25 @@ def run(method: str, seed: int, args: argparse.Namespace) -> dict[str, Any]:
     config = TrainConfig(task="cleanup", episodes=args.episodes, batch_episodes=settings["batch_episodes"],
                          seed=seed, eval_period=args.eval_period, eval_episodes=args.eval_episodes,
                          out_dir=str(out), progress=args.jobs == 1)
-    start = time.perf_counter()
-    history = Trainer(config, designer=designer, learner=learner, task=task).train()
+    checkpoint = out / "checkpoint.pt"
+    done = False
+    if checkpoint.exists():
+        state = load_checkpoint(checkpoint)
+        same_run = {k: v for k, v in config_to_dict(config).items() if k not in ("out_dir", "progress")}
+        done = (state["learner_config"] == config_to_dict(learner)
+                and state["designer_config"] == config_to_dict(designer)
+                and all(state["train_config"][k] == v for k, v in same_run.items()))
+    if not done:
+        Trainer(config, designer=designer, learner=learner, task=task).train()
+    with open(out / "log.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
     steps = task.env_kwargs.get("max_steps", 50) * len(task.agents)
+    column = {"apples": "welfare", "incentives": "incentives", "waste_cleared": "info/waste_cleared"}
     return {
-        "method": method, "seed": seed, "wall_seconds": time.perf_counter() - start,
-        "episode": [h.episode for h in history], "apples": [h.welfare for h in history],
-        "incentives": [h.incentives for h in history],
-        "cleaning_rate": [h.info["cleaned"] / steps for h in history],
-        "waste_cleared": [h.info["waste_cleared"] for h in history],
+        "method": method, "seed": seed, "reused": done, "wall_seconds": float(rows[-1]["wall_seconds"]),
+        "episode": [int(r["episode"]) for r in rows],
+        **{key: [float(r[col]) for r in rows] for key, col in column.items()},
+        "cleaning_rate": [float(r["info/cleaned"]) / steps for r in rows],
     }
 
 
@@ -164,7 +179,8 @@ def main() -> None:
     print(markdown(table))
     out = Path(args.out)
     plot(results, out / "cleanup_training.png")
-    summary = {"args": vars(args), "wall_minutes": (time.perf_counter() - start) / 60, "table": table,
+    runs = [{k: r[k] for k in ("method", "seed", "reused", "wall_seconds")} for r in results]
+    summary = {"args": vars(args), "wall_minutes": (time.perf_counter() - start) / 60, "table": table, "runs": runs,
                "machine": {"platform": platform.platform(), "python": platform.python_version(),
                            "logical_cpus": os.cpu_count(), "load_average": os.getloadavg()}}
     (out / "summary.json").write_text(json.dumps(summary, indent=1))

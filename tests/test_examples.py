@@ -23,17 +23,23 @@ def test_train_metagrad_er_example(tmp_path: Path):
 
 
 def test_cleanup_metagrad_example(tmp_path: Path):
-    out = subprocess.run(
-        [sys.executable, str(ROOT / "examples" / "cleanup_metagrad.py"), "--episodes", "16", "--eval-period", "8",
-         "--methods", "metagrad", "hand_designed", "--seeds", "0", "1", "--jobs", "2", "--out", str(tmp_path)],
-        capture_output=True, text=True, timeout=300,
-    )
-    assert out.returncode == 0, out.stderr
-    assert "| MetaGrad |" in out.stdout and "| hand-designed |" in out.stdout and "plot saved to" in out.stdout
+    def example(*extra: str) -> dict:
+        out = subprocess.run(
+            [sys.executable, str(ROOT / "examples" / "cleanup_metagrad.py"), "--episodes", "16", "--eval-period", "8",
+             "--out", str(tmp_path), *extra], capture_output=True, text=True, timeout=300,
+        )
+        assert out.returncode == 0, out.stderr
+        assert "| MetaGrad |" in out.stdout and "plot saved to" in out.stdout
+        return json.loads((tmp_path / "summary.json").read_text())
+
+    first = example("--methods", "metagrad", "hand_designed", "--seeds", "0", "1", "--jobs", "2")
+    assert len(first["table"]["metagrad"]["apples"]["per_seed"]) == 2
     assert (tmp_path / "cleanup_training.png").stat().st_size > 10_000
-    summary = json.loads((tmp_path / "summary.json").read_text())
-    assert len(summary["table"]["metagrad"]["apples"]["per_seed"]) == 2
     assert (tmp_path / "hand_designed" / "seed1" / "log.csv").exists()
+    # adding a seed trains only the new run; the finished ones are read back unchanged
+    second = example("--methods", "metagrad", "--seeds", "0", "1", "2")
+    assert [(r["seed"], r["reused"]) for r in second["runs"]] == [(0, True), (1, True), (2, False)]
+    assert second["table"]["metagrad"]["apples"]["per_seed"][:2] == first["table"]["metagrad"]["apples"]["per_seed"]
 
 
 def test_gtb_taxes_example(tmp_path: Path):
