@@ -32,7 +32,6 @@ Spec files are JSON (see :meth:`Sweep.from_dict`)::
 from __future__ import annotations
 
 import argparse
-import csv
 import hashlib
 import json
 import os
@@ -408,20 +407,6 @@ def _write_json(path: Path, data: Mapping[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def _truncate_log(path: Path, n_rows: int) -> None:
-    """Keep the header and the first ``n_rows`` rows: rows logged after the checkpoint are logged again."""
-    if not path.exists():
-        return
-    with path.open(newline="") as fh:
-        rows = list(csv.reader(fh))
-    if len(rows) <= n_rows + 1:
-        return
-    tmp = path.with_suffix(".csv.tmp")
-    with tmp.open("w", newline="") as fh:
-        csv.writer(fh).writerows(rows[: n_rows + 1])
-    os.replace(tmp, path)
-
-
 def _start(trial: Trial, trial_dir: Path) -> tuple[Trainer, int | None]:
     """A trainer for the trial: resumed from its checkpoint when there is one, else fresh (stale logs removed)."""
     ckpt = trial_dir / "checkpoint.pt"
@@ -431,10 +416,8 @@ def _start(trial: Trial, trial_dir: Path) -> tuple[Trainer, int | None]:
         if (stored, trainer.designer_config, trainer.learner_config) != (trial.train, trial.designer, trial.learner):
             raise ValueError(f"{ckpt} was written with different configs than trial {trial.name}; "
                              "delete the trial folder to start it over")
-        _truncate_log(trial_dir / "log.csv", len(trainer.progress.history))
         return trainer, trainer.progress.episodes
-    for stale in ("log.csv", "checkpoint.pt.tmp"):
-        (trial_dir / stale).unlink(missing_ok=True)
+    (trial_dir / "checkpoint.pt.tmp").unlink(missing_ok=True)  # the trainer starts a fresh log.csv itself
     shutil.rmtree(trial_dir / "tb", ignore_errors=True)
     cfg = replace(trial.train, out_dir=str(trial_dir), progress=False)
     return Trainer(cfg, designer=trial.designer, learner=trial.learner), None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -147,6 +148,7 @@ class Trainer:
         self.pending: Batch | None = None
         self.out_dir = Path(config.out_dir) if config.out_dir else None
         self._tb: Any = None
+        self._log_synced = False  # log.csv not yet matched to this run's history (see _log_eval)
         self._t0 = time.perf_counter()
 
     # ----------------------------------------------------------------- plumbing
@@ -256,6 +258,10 @@ class Trainer:
             return
         self.out_dir.mkdir(parents=True, exist_ok=True)
         path = self.out_dir / "log.csv"
+        if not self._log_synced:
+            # a fresh run starts a new log; a resumed one drops rows written after its checkpoint (logged again)
+            truncate_log(path, len(p.history) - 1)
+            self._log_synced = True
         new = not path.exists()
         with path.open("a", newline="") as fh:
             writer = csv.DictWriter(fh, fieldnames=list(row))
@@ -368,6 +374,23 @@ class Trainer:
             if h.welfare >= fraction * self.task.optimum:
                 return h.episode
         return None
+
+
+def truncate_log(path: Path, n_rows: int) -> None:
+    """Keep the header and the first ``n_rows`` rows of a CSV log (delete it when ``n_rows`` is 0)."""
+    if not path.exists():
+        return
+    if n_rows <= 0:
+        path.unlink()
+        return
+    with path.open(newline="") as fh:
+        rows = list(csv.reader(fh))
+    if len(rows) <= n_rows + 1:
+        return
+    tmp = path.with_suffix(".csv.tmp")
+    with tmp.open("w", newline="") as fh:
+        csv.writer(fh).writerows(rows[: n_rows + 1])
+    os.replace(tmp, path)
 
 
 def train(config: TrainConfig, designer: DesignerConfig | None = None, learner: LearnerConfig | None = None) -> Trainer:

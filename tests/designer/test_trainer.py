@@ -114,6 +114,22 @@ def test_logs_csv_tensorboard_and_frozen_incentive(tmp_path: Path):
         assert rewards[a] == pytest.approx(infos[a]["env_reward"] + infos[a]["incentive"])
 
 
+def test_log_restarts_for_a_new_run_and_drops_rows_past_the_checkpoint_on_resume(tmp_path: Path):
+    """A new run in an old run's folder writes a new log.csv; a resumed run replaces the rows written after its
+    checkpoint (here: by a longer run that crashed before saving) instead of logging them twice."""
+    def episodes() -> list[int]:
+        return [int(float(r["episode"])) for r in csv.DictReader((tmp_path / "log.csv").open())]
+
+    Trainer(_cfg(episodes=60, out_dir=str(tmp_path))).train()
+    assert episodes() == [0, 20, 40, 60]
+    Trainer(_cfg(episodes=40, out_dir=str(tmp_path))).train()  # new run, same folder
+    assert episodes() == [0, 20, 40]
+    with (tmp_path / "log.csv").open("a") as fh:  # rows logged after the checkpoint at 40, then a crash
+        fh.write("60" + ",0" * (len(next(csv.reader((tmp_path / "log.csv").open()))) - 1) + "\n")
+    Trainer.resume(tmp_path / "checkpoint.pt", episodes=80).train()
+    assert episodes() == [0, 20, 40, 60, 80]
+
+
 @pytest.mark.parametrize(
     "kwargs",
     [{"lr": float("nan")}, {"lr": -1.0}, {"gamma": 1.5}, {"algorithm": "magic"}, {"cost": "free"},
