@@ -74,16 +74,17 @@ def test_dual_rl_designer_update_reinforces_rewarded_incentive_choices():
 @pytest.mark.slow
 def test_metagrad_gets_cleanup_agents_to_clean_and_harvest():
     """Cleanup 7x7 with the short-budget settings of ``examples/cleanup_metagrad.py`` (independent CNN agents,
-    8 episodes per update, scaled learning rates), seed 0: within 7,000 episodes MetaGrad's incentive gets one
-    agent cleaning and the other harvesting (>= 15 apples per episode, best of the last three evaluations; the
-    full run reaches 40); the same agents without a designer never get past a few apples."""
+    8 episodes per update, scaled learning rates, one incentive per agent and action type), seed 0: within 7,000
+    episodes MetaGrad's incentive gets one agent cleaning and the other harvesting (>= 20 apples per episode, best
+    of the last three evaluations; the run reaches 30.6 here and 40 by 15,000); the same agents without a designer
+    never get past a few apples."""
     from designer.tasks import make_task
 
     task = make_task("cleanup")
     learner = replace(task.learner, lr=2e-2, critic_lr=4.4e-3, shared=False)
 
     def run(algorithm: str) -> Trainer:
-        designer = replace(task.designer, algorithm=algorithm, lr=1e-4, critic_lr=1.9e-4)
+        designer = replace(task.designer, algorithm=algorithm, lr=1e-4, critic_lr=1.9e-4, output="agent_action_type")
         config = TrainConfig(task="cleanup", episodes=7000, batch_episodes=8, seed=0, eval_period=500,
                              eval_episodes=5)
         trainer = Trainer(config, designer=designer, learner=learner, task=task)
@@ -91,5 +92,5 @@ def test_metagrad_gets_cleanup_agents_to_clean_and_harvest():
         return trainer
 
     metagrad = run("metagrad")
-    assert max(h.welfare for h in metagrad.progress.history[-3:]) >= 15.0
+    assert max(h.welfare for h in metagrad.progress.history[-3:]) >= 20.0
     assert max(h.welfare for h in run("none").progress.history) <= 5.0
