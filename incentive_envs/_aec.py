@@ -8,7 +8,7 @@ from pettingzoo import AECEnv, ParallelEnv
 from pettingzoo.utils import parallel_to_aec
 from pettingzoo.utils.wrappers import OrderEnforcingWrapper
 
-from incentive_envs._validation import check_joint_action
+from incentive_envs.validation import check_joint_action
 
 __all__ = ["CheckedAECWrapper", "aec_from_parallel", "checked_aec"]
 

@@ -47,7 +47,7 @@ from gymnasium.utils import EzPickle, seeding
 from numpy.typing import NDArray
 from pettingzoo import AECEnv, ParallelEnv
 
-from incentive_envs._validation import check_positive_int, coerce_joint_discrete, require_started
+from incentive_envs.validation import check_positive_int, coerce_joint_discrete, require_started
 
 __all__ = ["EscapeRoomEnv", "env", "optimal_welfare", "parallel_env", "raw_env"]
 

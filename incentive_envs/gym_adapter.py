@@ -24,7 +24,7 @@ from gymnasium import spaces
 from gymnasium.utils import seeding
 from pettingzoo import ParallelEnv
 
-from incentive_envs._validation import check_agent_set
+from incentive_envs.validation import check_agent_set
 
 __all__ = ["AgentPolicy", "JointActionEnv", "SingleAgentEnv"]
 

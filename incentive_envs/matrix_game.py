@@ -59,7 +59,7 @@ from numpy.typing import ArrayLike, NDArray
 from pettingzoo import AECEnv, ParallelEnv
 
 from incentive_envs._aec import aec_from_parallel, checked_aec
-from incentive_envs._validation import check_positive_int, coerce_joint_discrete, require_started
+from incentive_envs.validation import check_positive_int, coerce_joint_discrete, require_started
 
 __all__ = ["MatrixGame", "MatrixGameEnv", "env", "parallel_env", "raw_env"]
 

@@ -219,7 +219,7 @@ class GuardedParallelStep:
     ) -> tuple[tuple[str, ...], dict[str, Any], dict[str, float], dict[str, bool], dict[str, bool], dict[str, Any]]:
         """Check the call and the joint action, step the env; returns acting agents, obs, checked env rewards,
         terminations, truncations and infos."""
-        from incentive_envs._validation import check_joint_action
+        from incentive_envs.validation import check_joint_action
 
         if not self._started:
             raise RuntimeError("step() called before reset(); call reset() first")

@@ -36,7 +36,7 @@ from gymnasium import spaces
 from pettingzoo import AECEnv, ParallelEnv
 from pettingzoo.utils import BaseParallelWrapper, BaseWrapper, aec_to_parallel, parallel_to_aec
 
-from incentive_envs._validation import check_joint_action
+from incentive_envs.validation import check_joint_action, finite_vector
 from wrappers._accounting import (
     ADDED_INFO_KEYS,
     GuardedParallelStep,
@@ -109,15 +109,6 @@ IncentiveFn = IncentiveFunction | Callable[[StepContext], Mapping[str, float]]
 # Incentive functions
 
 
-def _finite_vector(name: str, values: Any) -> np.ndarray:
-    arr = np.asarray(values, dtype=np.float64)
-    if arr.ndim != 1 or arr.size == 0:
-        raise ValueError(f"{name} must be a non-empty 1-D sequence, got shape {arr.shape}")
-    if not np.isfinite(arr).all():
-        raise FloatingPointError(f"{name} must be finite, got {arr.tolist()}")
-    return arr
-
-
 def _finite_scale(scale: Any) -> float:
     s = float(scale)
     if not math.isfinite(s):
@@ -149,10 +140,10 @@ class ActionTable:
         self.scale = _finite_scale(scale)
         if isinstance(values, Mapping):
             self.tables: dict[str, np.ndarray] | np.ndarray = {
-                a: _finite_vector(f"values[{a!r}]", v) for a, v in values.items()
+                a: finite_vector(f"values[{a!r}]", v) for a, v in values.items()
             }
         else:
-            self.tables = _finite_vector("values", values)
+            self.tables = finite_vector("values", values)
 
     def _table(self, agent: str, space: spaces.Space[Any]) -> np.ndarray:
         if isinstance(self.tables, dict):

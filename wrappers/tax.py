@@ -32,7 +32,7 @@ import numpy as np
 from pettingzoo import ParallelEnv
 from pettingzoo.utils import BaseParallelWrapper
 
-from incentive_envs._validation import check_positive_int
+from incentive_envs.validation import check_positive_int
 from incentive_envs.economics import (
     US_FEDERAL_2018_CUTOFFS,
     US_FEDERAL_2018_RATES,

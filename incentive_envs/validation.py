@@ -1,4 +1,4 @@
-"""Runtime checks shared by every env in this package.
+"""Runtime checks shared by every env in this package and by the wrappers and designer built on it.
 
 All checks ``raise`` (never ``assert``) so that they survive ``python -O``: a bad action that slips
 through silently corrupts a learning signal, which is worse than a crash.
@@ -20,6 +20,7 @@ __all__ = [
     "check_probability",
     "coerce_discrete",
     "coerce_joint_discrete",
+    "finite_vector",
     "require_started",
 ]
 
@@ -123,12 +124,28 @@ def check_joint_action(
 
 
 def check_positive_int(name: str, value: Any, minimum: int = 1) -> int:
-    """Return ``value`` as ``int`` if it is an integer ``>= minimum``, else raise ``ValueError``."""
+    """Return ``value`` as ``int`` if it is an integer ``>= minimum``, else raise ``ValueError``.
+
+    Bools and non-integers (``3.0`` included) are rejected, so a flag or a float never passes as a count.
+    """
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
     if value < minimum:
         raise ValueError(f"{name} must be >= {minimum}, got {value}")
     return int(value)
+
+
+def finite_vector(name: str, values: Any) -> np.ndarray:
+    """``values`` as a non-empty 1-D float64 array; ``ValueError`` on its shape, ``FloatingPointError`` on NaN/inf.
+
+    Both errors name ``name``; the second also lists the values.
+    """
+    arr = np.asarray(values, dtype=np.float64)
+    if arr.ndim != 1 or arr.size == 0:
+        raise ValueError(f"{name} must be a non-empty 1-D sequence, got shape {arr.shape}")
+    if not np.isfinite(arr).all():
+        raise FloatingPointError(f"{name} must be finite, got {arr.tolist()}")
+    return arr
 
 
 def check_probability(name: str, value: Any) -> float:
