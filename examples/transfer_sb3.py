@@ -15,7 +15,7 @@ import functools
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from designer.transfer import compare_transfer
+from designer.sb3 import compare_transfer
 from incentive_envs.escape_room import optimal_welfare, parallel_env
 from wrappers.incentive import ActionTable
 

@@ -1,4 +1,7 @@
-"""SB3 adapter (wrappers.sb3): each SuperSuit 3.11 problem is shown on plain SuperSuit, then fixed here."""
+"""SB3 adapter (wrappers.sb3): each SuperSuit 3.11 problem is shown on plain SuperSuit, then fixed here.
+
+Also the independent learners built on it (designer.sb3.IndependentSB3).
+"""
 
 from __future__ import annotations
 
@@ -18,8 +21,9 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.evaluation import evaluate_policy
 
 import incentive_envs  # registers the Gymnasium ids
+from designer.sb3 import IndependentSB3
 from incentive_envs.escape_room import parallel_env as escape_room
-from wrappers.sb3 import BlackDeath, IndependentSB3, SB3VecEnv, make_sb3_vec_env
+from wrappers.sb3 import BlackDeath, SB3VecEnv, make_sb3_vec_env
 
 SMALL_PPO: dict[str, Any] = {"n_steps": 16, "batch_size": 32, "n_epochs": 2, "device": "cpu"}
 

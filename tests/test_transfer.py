@@ -1,4 +1,4 @@
-"""Transfer evaluation (designer.transfer): exact accounting, reproducibility, files, CLI, and learning arms."""
+"""Transfer evaluation (designer.sb3): exact accounting, reproducibility, files, CLI, and learning arms."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pytest
 import torch
 
 import designer
-from designer.transfer import (
+from designer.sb3 import (
     EpisodeTracker,
     add_transfer_subcommand,
     compare_transfer,
@@ -118,6 +118,17 @@ def test_compare_writes_tables_and_plot(tmp_path: Path) -> None:
     assert "± " in result.table()
 
 
+def test_compare_in_the_readme_form_needs_no_eval_episode_count() -> None:
+    """The README's call ``compare_transfer(env_fn, incentive_fn, total_timesteps=..., seeds=[0, 1, 2])`` runs:
+    ``n_eval_episodes`` defaults to the CLI's 20 (it used to be required)."""
+    env_fn = functools.partial(ipd.parallel_env, max_cycles=1)
+    result = compare_transfer(env_fn, ActionTable([2.5, 0.0]), total_timesteps=8, seeds=[0, 1, 2])
+    assert {(r.condition, r.seed) for r in result.rows} == {
+        (condition, seed) for condition in ("incentive", "no incentive") for seed in (0, 1, 2)
+    }
+    assert {r.episodes for r in result.rows} == {20}
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
@@ -189,7 +200,7 @@ def test_incentive_rules_cap_the_frozen_incentive_per_episode():
     """``incentive_rules`` reach the wrapper: a frozen table paying 2 per lever pull is scaled to a 1.0 budget."""
     import functools
 
-    from designer.transfer import _with_incentive
+    from designer.sb3.transfer import _with_incentive
     from incentive_envs.escape_room import EscapeRoomEnv
     from wrappers import ActionTable
 

@@ -3,7 +3,7 @@
 The question it answers: does an incentive function (e.g. a MetaGrad checkpoint, or a hand-made
 ``ActionTable``) make standard RL agents reach good social outcomes, and at what price? For every seed it
 trains SB3 agents (parameter-shared PPO/A2C through :func:`wrappers.sb3.make_sb3_vec_env`, or one model per
-agent with :class:`wrappers.sb3.IndependentSB3`) on the env wrapped with the incentive, evaluates them, and
+agent with :class:`designer.sb3.IndependentSB3`) on the env wrapped with the incentive, evaluates them, and
 reports:
 
 - **welfare**: the sum of all agents' *env* rewards per episode (incentives excluded);
@@ -12,8 +12,8 @@ reports:
 - **action frequencies** of the evaluated agents (e.g. the cooperation rate in the IPD).
 
 :func:`compare_transfer` runs the same training with and without the incentive and writes a CSV and a PNG of
-welfare over training. Timesteps everywhere count joint env steps summed over env copies (each agent acts
-once per joint step).
+welfare over training (the tables, CSVs and plot are :mod:`designer.sb3.results`). Timesteps everywhere count
+joint env steps summed over env copies (each agent acts once per joint step).
 
 CLI (mounted by ``designer`` as ``python -m designer transfer``)::
 
@@ -25,11 +25,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import csv
 import functools
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,14 +37,14 @@ from gymnasium import spaces
 from pettingzoo import ParallelEnv
 from stable_baselines3.common.callbacks import BaseCallback
 
+from designer.sb3.independent import IndependentSB3
+from designer.sb3.results import EvalRow, TransferResult
 from wrappers.incentive import incentive
-from wrappers.sb3 import ALGOS, IndependentSB3, make_sb3_vec_env
+from wrappers.sb3 import ALGOS, make_sb3_vec_env
 
 __all__ = [
     "DEFAULT_PPO_KWARGS",
     "EpisodeTracker",
-    "EvalRow",
-    "TransferResult",
     "add_transfer_subcommand",
     "compare_transfer",
     "evaluate_agents",
@@ -64,6 +62,9 @@ DEFAULT_PPO_KWARGS: dict[str, Any] = {
     "device": "cpu",
 }
 """Defaults for small matrix/room games: short rollouts, a few epochs, a little entropy (overridable)."""
+
+N_EVAL_EPISODES = 20
+"""Evaluation episodes per seed and mode unless told otherwise (``transfer_eval`` and the CLI)."""
 
 NO_INCENTIVE = "no incentive"
 WITH_INCENTIVE = "incentive"
@@ -121,9 +122,9 @@ class EpisodeTracker:
             self._incentive[copy] += float(info.get("incentive", 0.0))
         self.steps += self.n_copies
         done = np.asarray(dones, dtype=bool).reshape(self.n_copies, self.n_agents)
-        for copy in np.flatnonzero(done.all(axis=1)):
-            self.episodes.append((self.steps, float(self._welfare[copy]), float(self._incentive[copy])))
-            self._welfare[copy] = self._incentive[copy] = 0.0
+        for ended in np.flatnonzero(done.all(axis=1)):
+            self.episodes.append((self.steps, float(self._welfare[ended]), float(self._incentive[ended])))
+            self._welfare[ended] = self._incentive[ended] = 0.0
 
 
 class _TrackerCallback(BaseCallback):
@@ -136,20 +137,6 @@ class _TrackerCallback(BaseCallback):
     def _on_step(self) -> bool:
         self.tracker.update(self.locals["rewards"], self.locals["dones"], self.locals["infos"])
         return True
-
-
-@dataclass(frozen=True)
-class EvalRow:
-    """Evaluation of one trained seed under one condition (means over ``episodes`` episodes)."""
-
-    condition: str
-    seed: int
-    deterministic: bool
-    welfare: float
-    incentives: float
-    designer_net: float
-    action_freq: tuple[float, ...]
-    episodes: int
 
 
 def evaluate_agents(
@@ -183,146 +170,6 @@ def evaluate_agents(
         "designer_net": float((welfare - paid).mean()),
         "action_freq": freq,
     }
-
-
-@dataclass
-class TransferResult:
-    """Per-seed evaluation rows and training curves for one or more conditions.
-
-    Attributes:
-        rows: one :class:`EvalRow` per (condition, seed, deterministic).
-        curves: ``(condition, seed) -> [(joint env steps, episode welfare, episode incentives), ...]``.
-    """
-
-    rows: list[EvalRow] = field(default_factory=list)
-    curves: dict[tuple[str, int], list[tuple[int, float, float]]] = field(default_factory=dict)
-
-    def merge(self, other: TransferResult) -> TransferResult:
-        return TransferResult(self.rows + other.rows, {**self.curves, **other.curves})
-
-    def summary(self) -> list[dict[str, Any]]:
-        """Mean and std over seeds of each metric, per (condition, deterministic)."""
-        out = []
-        keys = sorted({(r.condition, r.deterministic) for r in self.rows})
-        for condition, deterministic in keys:
-            rows = [r for r in self.rows if r.condition == condition and r.deterministic == deterministic]
-            entry: dict[str, Any] = {
-                "condition": condition,
-                "deterministic": deterministic,
-                "seeds": len(rows),
-            }
-            for metric in ("welfare", "incentives", "designer_net"):
-                values = np.array([getattr(r, metric) for r in rows])
-                entry[f"{metric}_mean"], entry[f"{metric}_std"] = float(values.mean()), float(values.std())
-            freqs = np.array([r.action_freq for r in rows])
-            entry["action_freq_mean"] = tuple(float(x) for x in freqs.mean(axis=0)) if freqs.size else ()
-            out.append(entry)
-        return out
-
-    def table(self) -> str:
-        """Human-readable per-seed and mean +- std tables."""
-        lines = [
-            f"{'condition':<14}{'seed':>5}{'det':>6}{'welfare':>10}{'incent.':>9}{'net':>9}  action freq",
-        ]
-        for r in sorted(self.rows, key=lambda r: (r.condition, r.deterministic, r.seed)):
-            lines.append(
-                f"{r.condition:<14}{r.seed:>5}{r.deterministic!s:>6}{r.welfare:>10.2f}{r.incentives:>9.2f}"
-                f"{r.designer_net:>9.2f}  {_fmt_freq(r.action_freq)}"
-            )
-        lines += ["", f"{'condition':<14}{'det':>6}{'welfare':>16}{'incentives':>16}{'designer net':>16}"]
-        for s in self.summary():
-            lines.append(
-                f"{s['condition']:<14}{s['deterministic']!s:>6}"
-                + "".join(
-                    f"{s[m + '_mean']:>9.2f} ± {s[m + '_std']:<4.2f}"
-                    for m in ("welfare", "incentives", "designer_net")
-                )
-                + f"  {_fmt_freq(s['action_freq_mean'])}"
-            )
-        return "\n".join(lines)
-
-    def write(self, out_dir: str | Path, *, optimum: float | None = None) -> dict[str, Path]:
-        """Write ``transfer_{seeds,summary,curves}.csv`` and ``transfer_welfare.png``; returns the paths."""
-        out = Path(out_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        paths = {
-            "seeds": out / "transfer_seeds.csv",
-            "summary": out / "transfer_summary.csv",
-            "curves": out / "transfer_curves.csv",
-            "plot": out / "transfer_welfare.png",
-        }
-        with paths["seeds"].open("w", newline="") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(["condition", "seed", "deterministic", "welfare", "incentives", "designer_net",
-                             "action_freq", "episodes"])  # fmt: skip
-            for r in self.rows:
-                writer.writerow([r.condition, r.seed, r.deterministic, r.welfare, r.incentives,
-                                 r.designer_net, _fmt_freq(r.action_freq), r.episodes])  # fmt: skip
-        summary = self.summary()
-        with paths["summary"].open("w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=list(summary[0]) if summary else ["condition"])
-            writer.writeheader()
-            for s in summary:
-                writer.writerow({**s, "action_freq_mean": _fmt_freq(s["action_freq_mean"])})
-        with paths["curves"].open("w", newline="") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(["condition", "seed", "step", "welfare", "incentives"])
-            for (condition, seed), points in sorted(self.curves.items()):
-                writer.writerows([condition, seed, *p] for p in points)
-        self.plot(paths["plot"], optimum=optimum)
-        return paths
-
-    def plot(self, path: str | Path, *, optimum: float | None = None, bins: int = 40) -> Path:
-        """Episode welfare and incentives paid over training: mean over seeds per condition, min-max band."""
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
-        fig, (ax_w, ax_i) = plt.subplots(1, 2, figsize=(10, 3.8))
-        for color, condition in zip(
-            ("tab:blue", "tab:orange", "tab:green"), sorted({c for c, _ in self.curves}), strict=False
-        ):
-            binned = [_binned(p, bins) for (c, _), p in sorted(self.curves.items()) if c == condition and p]
-            if not binned:
-                continue
-            x = binned[0][0]
-            for ax, idx in ((ax_w, 1), (ax_i, 2)):
-                ys = np.array([b[idx] for b in binned])
-                ax.plot(x, ys.mean(axis=0), color=color, label=f"{condition} ({len(binned)} seeds)")
-                ax.fill_between(x, ys.min(axis=0), ys.max(axis=0), color=color, alpha=0.2)
-        if optimum is not None:
-            ax_w.axhline(optimum, color="k", ls="--", lw=1, label="social optimum")
-        ax_w.set(
-            xlabel="joint env steps", ylabel="episode welfare (env rewards)", title="Welfare during training"
-        )
-        ax_i.set(xlabel="joint env steps", ylabel="incentives paid per episode", title="Incentives paid")
-        ax_w.legend(fontsize=8)
-        fig.tight_layout()
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        return Path(path)
-
-
-def _fmt_freq(freq: Sequence[float]) -> str:
-    return "/".join(f"{f:.2f}" for f in freq)
-
-
-def _binned(points: Sequence[tuple[int, float, float]], bins: int) -> tuple[np.ndarray, ...]:
-    """Mean welfare and incentives in ``bins`` equal step bins (empty bins carry the previous value)."""
-    arr = np.asarray(points, dtype=float)
-    edges = np.linspace(0.0, arr[:, 0].max(), bins + 1)
-    idx = np.clip(np.searchsorted(edges, arr[:, 0], side="left") - 1, 0, bins - 1)
-    welfare, paid = np.full(bins, np.nan), np.full(bins, np.nan)
-    for b in range(bins):
-        sel = idx == b
-        if sel.any():
-            welfare[b], paid[b] = arr[sel, 1].mean(), arr[sel, 2].mean()
-    for series in (welfare, paid):
-        for b in range(bins):
-            if np.isnan(series[b]):
-                series[b] = series[b - 1] if b > 0 else np.nan
-    return (edges[1:], welfare, paid)
 
 
 def _check_positive(name: str, value: Any) -> int:
@@ -371,7 +218,7 @@ def transfer_eval(
     algo: str = "ppo",
     total_timesteps: int,
     seeds: Sequence[int],
-    n_eval_episodes: int,
+    n_eval_episodes: int = N_EVAL_EPISODES,
     ppo_kwargs: Mapping[str, Any] | None = None,
     log_dir: str | Path | None = None,
     n_copies: int = 4,
@@ -390,11 +237,12 @@ def transfer_eval(
         algo: ``"ppo"`` or ``"a2c"``.
         total_timesteps: joint env steps per seed, summed over the ``n_copies`` copies.
         seeds: one training run per seed (seed ``s``: model seed ``s``, env copy ``i`` seeded ``s + i``).
-        n_eval_episodes: evaluation episodes per seed and mode, on env seeds ``10_000 + s + e``.
+        n_eval_episodes: evaluation episodes per seed and mode, on env seeds ``10_000 + s + e``
+            (default :data:`N_EVAL_EPISODES`, as the CLI's ``--n-eval-episodes``).
         ppo_kwargs: algorithm keyword arguments, overriding :data:`DEFAULT_PPO_KWARGS` (PPO) key by key.
         log_dir: if given, write CSVs and the PNG plot there (see :meth:`TransferResult.write`).
         n_copies: env copies trained in parallel.
-        independent: one model per agent (:class:`wrappers.sb3.IndependentSB3`) instead of parameter sharing.
+        independent: one model per agent (:class:`designer.sb3.IndependentSB3`) instead of parameter sharing.
         deterministic: evaluation modes (sampled and/or greedy actions).
         progress_bar: show SB3's / tqdm's progress bar.
         optimum: social-optimum welfare drawn as a reference line in the plot.
@@ -472,7 +320,7 @@ def add_transfer_subcommand(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--timesteps", default=60_000, type=int, help="joint env steps per seed")
     parser.add_argument("--seeds", default=[0, 1, 2], type=int, nargs="+", help="training seeds")
     parser.add_argument("--out", default=Path("runs/transfer"), type=Path, help="output directory")
-    parser.add_argument("--n-eval-episodes", default=20, type=int, help="evaluation episodes per seed")
+    parser.add_argument("--n-eval-episodes", default=N_EVAL_EPISODES, type=int, help="evaluation episodes per seed")
     parser.add_argument("--algo", default="ppo", choices=sorted(ALGOS))
     parser.add_argument("--independent", action="store_true", help="one model per agent")
     parser.add_argument("--budget-per-episode", type=float, default=None,
