@@ -93,10 +93,10 @@ from gymnasium.utils import EzPickle
 from numpy.typing import ArrayLike, NDArray
 from pettingzoo import AECEnv, ParallelEnv
 
-from incentive_envs.validation import check_joint_action, check_positive_int, require_started
 from incentive_envs.gtb.config import GTBConfig
 from incentive_envs.gtb.engine import SPATIAL_CHANNELS, BatchedGTB, GTBStep
 from incentive_envs.gtb.layout import DEFAULT_LAYOUT, MapLayout
+from incentive_envs.validation import check_joint_action, check_positive_int, require_started
 
 __all__ = ["GatherTradeBuildEnv", "env", "parallel_env", "raw_env"]
 

@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from incentive_envs.validation import check_positive_int, check_probability
 from incentive_envs.ssd import maps
+from incentive_envs.validation import check_positive_int, check_probability
 
 __all__ = ["CLEANUP_PRESETS", "HARVEST_PRESETS", "SSDConfig", "make_config"]
 

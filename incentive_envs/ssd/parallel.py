@@ -12,10 +12,10 @@ from gymnasium.utils import EzPickle, seeding
 from numpy.typing import NDArray
 from pettingzoo import ParallelEnv
 
-from incentive_envs.validation import check_positive_int, coerce_joint_discrete, require_started
 from incentive_envs.ssd import kernels
 from incentive_envs.ssd.config import SSDConfig, make_config
 from incentive_envs.ssd.engine import BatchedSSD
+from incentive_envs.validation import check_positive_int, coerce_joint_discrete, require_started
 
 __all__ = ["SSDParallelEnv"]
 
