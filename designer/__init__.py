@@ -8,11 +8,14 @@ Quick use::
     print(trainer.progress.history[-1])
 
 The command line does the same: ``python -m designer train --task escape_room --n-agents 3 --min-at-lever 2``.
+
+Layout: the method (``config``, ``learners``, ``networks``, ``batch``, ``rollout``, and the designer
+``algorithms`` behind the one ``registry``), one module per game in ``tasks``, the experiment tooling (trainer,
+checkpoints, sweeps, aggregation, plots, CLI) in ``experiments``, and SB3 transfer in ``sb3`` (needs the ``sb3``
+extra).
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 from designer.algorithms import (
     AMDDesigner,
@@ -21,14 +24,15 @@ from designer.algorithms import (
     FixedDesigner,
     MetaGradDesigner,
     NoDesigner,
-    make_designer,
 )
 from designer.batch import Batch
-from designer.checkpoint import load_checkpoint, save_checkpoint
 from designer.config import DesignerConfig, TrainConfig
+from designer.experiments.checkpoint import load_checkpoint, save_checkpoint
+from designer.experiments.trainer import EvalResult, Trainer, load_incentive, train
 from designer.learners import AgentLearner, LearnerConfig, inner_update
-from designer.tasks import TASKS, Task, make_task
-from designer.trainer import EvalResult, Trainer, train
+from designer.registry import algorithm_names, make_designer, register_algorithm, register_task
+from designer.rollout import IncentivePolicy
+from designer.tasks import TASKS, Task, make_task, task_names
 
 __all__ = [
     "TASKS",
@@ -40,32 +44,22 @@ __all__ = [
     "DualRLDesigner",
     "EvalResult",
     "FixedDesigner",
+    "IncentivePolicy",
     "LearnerConfig",
     "MetaGradDesigner",
     "NoDesigner",
     "Task",
     "TrainConfig",
     "Trainer",
+    "algorithm_names",
     "inner_update",
     "load_checkpoint",
     "load_incentive",
     "make_designer",
     "make_task",
+    "register_algorithm",
+    "register_task",
     "save_checkpoint",
+    "task_names",
     "train",
 ]
-
-
-def load_incentive(path: str) -> Any:
-    """The frozen incentive function of a trained designer checkpoint (for SB3 transfer or any wrapper).
-
-    Returns the designer's incentive function (a ``wrappers.ModuleIncentive`` for MetaGrad/AMD) with its
-    network in eval mode and gradients off; ``None`` for designers that pay nothing.
-    """
-    trainer = Trainer.resume(path)
-    fn = trainer.designer.incentive
-    for module in (getattr(trainer.designer, "net", None), getattr(trainer.designer, "policy", None)):
-        if module is not None:
-            module.eval()
-            module.requires_grad_(False)
-    return fn

@@ -1,7 +1,7 @@
-"""``python -m designer``: see :mod:`designer.cli`."""
+"""``python -m designer``: see :mod:`designer.experiments.cli`."""
 
 import sys
 
-from designer.cli import main
+from designer.experiments.cli import main
 
 sys.exit(main())

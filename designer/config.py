@@ -9,6 +9,8 @@ import math
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from typing import Any, Literal
 
+from designer.registry import algorithm_entry
+
 __all__ = [
     "DesignerConfig",
     "TrainConfig",
@@ -36,9 +38,10 @@ class DesignerConfig:
     """The incentive designer. Defaults are the paper's MetaGrad designer on Escape Room (method.md §2.3, §5.1).
 
     Attributes:
-        algorithm: ``"metagrad"`` (m1: validation rollout with the updated agents), ``"metagrad_m2"``
-            (validation rollout with the un-updated agents), ``"dual_rl"`` (the designer is a standard RL agent),
-            ``"amd"`` (Baumann et al. 2018), ``"fixed"`` (a constant incentive table) or ``"none"``.
+        algorithm: a name from :mod:`designer.registry`: ``"metagrad"`` (m1: validation rollout with the
+            updated agents), ``"metagrad_m2"`` (validation rollout with the un-updated agents), ``"dual_rl"`` (the
+            designer is a standard RL agent), ``"amd"`` (Baumann et al. 2018), ``"fixed"`` (a constant incentive
+            table), ``"none"``, or any algorithm a module registered.
         hidden: incentive network sizes (``IncentiveMLP``).
         output: ``"action"`` (one value per action, paid by the action taken), ``"agent"`` (one value per agent)
             ``"action_type"`` (env-defined type such as Cleanup's clean / apple / other) or ``"agent_action_type"``
@@ -66,7 +69,7 @@ class DesignerConfig:
         amd_lr, amd_cost, amd_clip, amd_agent_lr: AMD planner hyperparameters (paper: 2.74e-5, 4.24e-4, 10).
     """
 
-    algorithm: Literal["metagrad", "metagrad_m2", "dual_rl", "amd", "fixed", "none"] = "metagrad"
+    algorithm: str = "metagrad"
     hidden: tuple[int, ...] = (64, 16)
     output: Literal["action", "agent", "action_type", "agent_action_type"] = "action"
     scale: float = 2.0
@@ -96,8 +99,11 @@ class DesignerConfig:
     amd_clip: float = 10.0
 
     def __post_init__(self) -> None:
+        entry = algorithm_entry(self.algorithm)
+        missing = [name for name in entry.required if not getattr(self, name)]
+        if missing:
+            raise ValueError(f"algorithm {self.algorithm!r} needs {missing} (e.g. fixed_values: one payment per slot)")
         choices = {
-            "algorithm": ("metagrad", "metagrad_m2", "dual_rl", "amd", "fixed", "none"),
             "output": ("action", "agent", "action_type", "agent_action_type"),
             "cost": ("paid", "proxy", "none"),
             "outer_reduction": ("sum", "mean"),
@@ -118,19 +124,12 @@ class DesignerConfig:
             raise ValueError(f"dual_entropy must be >= 0, got {self.dual_entropy!r}")
         if not (math.isfinite(self.amd_cost) and self.amd_cost >= 0):
             raise ValueError(f"amd_cost must be >= 0, got {self.amd_cost!r}")
-        if self.algorithm == "fixed" and not self.fixed_values:
-            raise ValueError("algorithm 'fixed' needs fixed_values (one payment per slot)")
         if not all(math.isfinite(v) for v in (*self.fixed_values, *self.dual_values)):
             raise ValueError("fixed_values and dual_values must be finite")
         if self.algorithm == "dual_rl" and self.dual_mode == "discrete" and len(self.dual_values) < 2:
             raise ValueError(f"dual_values needs at least two levels, got {self.dual_values}")
         if any(h < 1 for h in (*self.hidden, *self.critic_hidden, *self.dual_hidden)):
             raise ValueError("hidden layer sizes must be >= 1")
-
-    @property
-    def learns(self) -> bool:
-        """Whether this designer has parameters that are trained."""
-        return self.algorithm not in ("fixed", "none")
 
 
 @dataclass(frozen=True)

@@ -323,8 +323,3 @@ def inner_update(
 def detach_params(params: Mapping[str, Tensor]) -> Params:
     """Fresh leaf copies (requiring grad) of ``params``: the committed real update."""
     return {k: v.detach().clone().requires_grad_(True) for k, v in params.items()}
-
-
-def module_params(module: nn.Module) -> Params:
-    """Leaf copies of a module's parameters, for functional use."""
-    return detach_params(dict(module.named_parameters()))

@@ -67,10 +67,6 @@ class EnsembleLinear(nn.Module):
         return out
 
 
-def _conv_out(size: int, kernel: int, stride: int, padding: str) -> int:
-    return size if padding == "same" else (size - kernel) // stride + 1
-
-
 def build_trunk(
     obs_shape: Sequence[int], conv_channels: Sequence[int], kernel: int
 ) -> tuple[nn.Module | None, int]:

@@ -1,28 +1,71 @@
 """Collect episodes through the incentive wrapper into a :class:`~designer.batch.Batch`.
 
 The designer never touches an env directly: each of the B envs is an ``IncentiveWrapper`` around the task's
-PettingZoo game, and per step the wrapper's ``last_context`` gives the designer's observation, the joint action
-and the env rewards, while the incentive function's ``last_inputs`` give the exact inputs it was evaluated on,
-so the payments can be recomputed with gradients later.
+PettingZoo game (after the designer's own control point, if any). The wrapper pays through a recorder the rollout
+owns: it asks the designer's :class:`IncentivePolicy` for the step's exact inputs, keeps them in the rollout's
+records and pays ``policy.pay(inputs)``, so the payments can be recomputed with gradients from the batch later.
+Per step the wrapper's ``last_context`` gives the designer's observation, the joint action and the env rewards.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import torch
+from pettingzoo import ParallelEnv
 from torch import Tensor
 
 from designer.batch import Batch
 from designer.learners import action_log_probs, mixed_probs
 from wrappers import IncentiveWrapper, StepContext
 
-__all__ = ["EpisodeStats", "RolloutWorker", "obs_array"]
+if TYPE_CHECKING:
+    from designer.task import Task
+
+__all__ = ["EpisodeStats", "IncentiveInputs", "IncentivePolicy", "RolloutWorker"]
 
 Policy = Callable[[Tensor], Tensor]
+IncentiveInputs = tuple[np.ndarray, dict[str, int]]
+"""What a designer pays from at one step: its input vector and each acting agent's output slot."""
+
+
+class IncentivePolicy(Protocol):
+    """A designer's payment rule in two steps, so that the rollout can record exactly what it paid from.
+
+    ``wrappers.ModuleIncentive`` is one; a policy is also callable as an ordinary incentive function.
+    """
+
+    def inputs(self, ctx: StepContext) -> IncentiveInputs: ...
+
+    def pay(self, inputs: IncentiveInputs) -> Mapping[str, float]: ...
+
+    def __call__(self, ctx: StepContext) -> Mapping[str, float]: ...
+
+
+class _Recorder:
+    """The incentive function a rollout installs in one wrapper: pays through the policy and keeps its inputs."""
+
+    def __init__(self, policy: IncentivePolicy | None) -> None:
+        self.policy = policy
+        self.inputs: IncentiveInputs | None = None
+
+    def __call__(self, ctx: StepContext) -> Mapping[str, float]:
+        if self.policy is None:
+            return {}
+        self.inputs = self.policy.inputs(ctx)
+        return self.policy.pay(self.inputs)
+
+    def take(self) -> IncentiveInputs | None:
+        """The inputs of the step just paid (None without a policy); each step's inputs are taken once."""
+        if self.policy is None:
+            return None
+        if self.inputs is None:
+            raise RuntimeError("the incentive wrapper did not call the designer's policy for this step")
+        inputs, self.inputs = self.inputs, None
+        return inputs
 
 
 @dataclass(frozen=True)
@@ -45,51 +88,23 @@ class EpisodeStats:
         return self.welfare - self.incentives
 
 
-def obs_array(obs: Any, dtype: np.dtype[Any] | None = None) -> np.ndarray:
-    """One agent's observation as an array (Dict observations must be flattened by the task)."""
-    return np.asarray(obs, dtype=dtype)
-
-
 class RolloutWorker:
-    """Steps B wrapped envs in lockstep with a batched policy and records everything the learners need.
+    """Steps B envs in lockstep with a batched policy and records everything the learners need.
 
     Args:
-        envs: the wrapped envs (B of them), already seeded once by the caller.
-        agents: the agent order used on dim N of every tensor.
-        features_of: ``(ctx) -> (features, slots)`` of the designer's incentive inputs for the step, or None
-            when there is no learnable designer (features are then empty).
-        designer_reward: ``(ctx) -> float``, the designer's own per-step reward (e.g. social welfare).
-        state_of: ``(ctx) -> flat array``, the designer's observation (for a designer critic).
-        obs_of: ``(agent_obs) -> array``, how an agent's observation becomes a tensor row.
-        action_mask_of: optional ``(agent, obs, info) -> mask`` of allowed actions.
-        info_metrics: numeric ``infos`` keys to total per episode.
-        n_actions: the agents' number of actions, for per-agent action counts (games with at most 10).
+        envs: the task's envs (B of them), already seeded once by the caller; each is wrapped here in an
+            ``IncentiveWrapper`` paying through ``incentive``.
+        task: the game (agent order, observation rows, masks, the designer's reward and observation).
+        incentive: the designer's payment rule (None: pay nothing and log no designer inputs).
     """
 
-    def __init__(
-        self,
-        envs: Sequence[IncentiveWrapper],
-        agents: Sequence[str],
-        *,
-        features_of: Callable[[StepContext], tuple[np.ndarray, dict[str, int]]] | None,
-        designer_reward: Callable[[StepContext], float],
-        state_of: Callable[[StepContext], np.ndarray],
-        obs_of: Callable[[Any], np.ndarray] = obs_array,
-        action_mask_of: Callable[[str, Any, dict[str, Any]], np.ndarray] | None = None,
-        info_metrics: Sequence[str] = (),
-        n_actions: int | None = None,
-    ) -> None:
+    def __init__(self, envs: Sequence[ParallelEnv], task: Task, incentive: IncentivePolicy | None) -> None:
         if not envs:
             raise ValueError("RolloutWorker needs at least one env")
-        self.envs = list(envs)
-        self.agents = list(agents)
-        self.features_of = features_of
-        self.designer_reward = designer_reward
-        self.state_of = state_of
-        self.obs_of = obs_of
-        self.action_mask_of = action_mask_of
-        self.info_metrics = tuple(info_metrics)
-        self.n_actions = n_actions
+        self.task = task
+        self.agents = list(task.agents)
+        self._recorders = [_Recorder(incentive) for _ in envs]
+        self.envs = [IncentiveWrapper(env, rec) for env, rec in zip(envs, self._recorders)]
 
     def collect(self, policy: Policy, epsilon: float, generator: torch.Generator) -> tuple[Batch, list[EpisodeStats]]:
         """Run one episode in every env with ``policy`` (logits from ``[B, N, *obs]``) and return the batch."""
@@ -104,11 +119,11 @@ class RolloutWorker:
             masks_now.append(self._masks(obs, infos))
         steps: list[dict[str, Any]] = []
         final_states: list[np.ndarray | None] = [None] * b
-        totals = [dict.fromkeys(self.info_metrics, 0.0) for _ in range(b)]
+        totals = [dict.fromkeys(self.task.info_metrics, 0.0) for _ in range(b)]
         while any(live):
             obs_t = np.stack([self._obs_row(o) for o in obs_dicts])
             obs_tensor = torch.as_tensor(obs_t)
-            mask_t = self._mask_rows(masks_now) if self.action_mask_of is not None else None
+            mask_t = self._mask_rows(masks_now) if masks_now[0] else None
             with torch.no_grad():
                 logits = policy(obs_tensor)
                 actions, logp = _sample(logits, epsilon, mask_t, generator)
@@ -120,12 +135,12 @@ class RolloutWorker:
                     continue
                 acting = [a for a in self.agents if a in env.agents]
                 joint = {a: int(actions[i, self.agents.index(a)]) for a in acting}
-                obs, rewards, terms, _truncs, infos = env.step(joint)
+                obs, _rewards, terms, _truncs, infos = env.step(joint)
                 ctx = env.last_context
                 if ctx is None:  # pragma: no cover - the wrapper always sets it after a step
                     raise RuntimeError("incentive wrapper did not record the step context")
-                rec.fill(i, self, ctx, acting, rewards, infos, terms)
-                for key in self.info_metrics:
+                rec.fill(i, self, ctx, acting, infos, terms, self._recorders[i].take())
+                for key in self.task.info_metrics:
                     totals[i][key] += sum(float(infos[a].get(key, 0.0)) for a in acting)
                 obs_dicts[i] = {**obs_dicts[i], **obs}
                 rec.next_obs[i] = self._obs_row(obs_dicts[i])
@@ -135,7 +150,7 @@ class RolloutWorker:
                     final_states[i] = _final_state(env, rec.state[i])
             steps.append(rec.as_dict())
         batch = self._to_batch(steps, final_states)
-        counts = _action_counts(batch, self.n_actions)
+        counts = _action_counts(batch, self.task.n_actions)
         return batch, [_stats(env, t, c) for env, t, c in zip(self.envs, totals, counts)]
 
     # ------------------------------------------------------------------ helpers
@@ -144,7 +159,7 @@ class RolloutWorker:
         template = None
         for a in self.agents:
             if a in obs:
-                row = self.obs_of(obs[a])
+                row = self.task.obs_row(obs[a])
                 template = row
                 rows.append(row)
             else:
@@ -154,9 +169,9 @@ class RolloutWorker:
         return np.stack([r if r is not None else np.zeros_like(template) for r in rows])
 
     def _masks(self, obs: dict[str, Any], infos: dict[str, Any]) -> dict[str, np.ndarray]:
-        if self.action_mask_of is None:
-            return {}
-        return {a: self.action_mask_of(a, obs.get(a), infos.get(a, {})) for a in self.agents if a in obs}
+        """Each present agent's action mask (empty when the task has none)."""
+        masks = {a: self.task.action_mask(a, obs.get(a), infos.get(a, {})) for a in self.agents if a in obs}
+        return {a: m for a, m in masks.items() if m is not None}
 
     def _mask_rows(self, masks: list[dict[str, np.ndarray]]) -> Tensor:
         ref = next(iter(masks[0].values()))
@@ -222,9 +237,9 @@ class _StepRecord:
         worker: RolloutWorker,
         ctx: StepContext,
         acting: list[str],
-        rewards: dict[str, float],
         infos: dict[str, Any],
         terms: dict[str, bool],
+        inputs: IncentiveInputs | None,
     ) -> None:
         agents = worker.agents
         for a in acting:
@@ -234,10 +249,10 @@ class _StepRecord:
             self.paid[i, j] = float(infos[a]["incentive"])
         self.step_mask[i] = 1.0
         self.terminated[i] = float(bool(acting) and all(terms.get(a, False) for a in acting))
-        self.designer_reward[i] = worker.designer_reward(ctx)
-        self.state[i] = np.asarray(worker.state_of(ctx), dtype=np.float32).reshape(-1)
-        if worker.features_of is not None:
-            x, slots = worker.features_of(ctx)
+        self.designer_reward[i] = worker.task.designer_reward(ctx)
+        self.state[i] = np.asarray(worker.task.state(ctx), dtype=np.float32).reshape(-1)
+        if inputs is not None:
+            x, slots = inputs
             self.features[i] = np.asarray(x, dtype=np.float32)
             for a, s in slots.items():
                 self.slots[i, agents.index(a)] = s

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from designer import DesignerConfig, LearnerConfig, TrainConfig
-from designer.aggregate import (
+from designer.experiments.aggregate import (
     add_aggregate_subcommand,
     bootstrap_ci,
     iqm,
@@ -24,8 +24,8 @@ from designer.aggregate import (
     summarize,
     write_results,
 )
-from designer.checkpoint import load_checkpoint
-from designer.sweep import (
+from designer.experiments.checkpoint import load_checkpoint
+from designer.experiments.sweep import (
     Sweep,
     Trial,
     TrialResult,

@@ -9,15 +9,17 @@ import torch
 
 from designer import TrainConfig, Trainer
 from designer.algorithms import MetaGradDesigner
-from designer.tasks import APPLE, CLEAN, OTHER, cleanup_action_types, cleanup_agent_action_types, make_task
+from designer.tasks import make_task
+from designer.tasks.cleanup import cleanup_action_types, cleanup_agent_action_types
+from incentive_envs.cleanup import APPLE, CLEAN, OTHER
 from wrappers import StepContext
 
 
 def _ctx(cleaned: dict[str, bool], rewards: dict[str, float]) -> StepContext:
     agents = tuple(rewards)
-    return StepContext(designer_obs=None, actions=dict.fromkeys(agents, 0), env_rewards=rewards,
-                       infos={a: {"cleaned": cleaned[a]} for a in agents}, agents=agents, possible_agents=agents,
-                       action_spaces={}, step=0)
+    infos = {a: {"cleaned": cleaned[a], "apple": rewards[a] > 0} for a in agents}
+    return StepContext(designer_obs=None, actions=dict.fromkeys(agents, 0), env_rewards=rewards, infos=infos,
+                       agents=agents, possible_agents=agents, action_spaces={}, step=0)
 
 
 def test_action_types_follow_the_paper():

@@ -14,8 +14,9 @@ from pettingzoo.test import parallel_api_test
 
 from designer import TrainConfig, Trainer, inner_update
 from designer.batch import Batch
-from designer.gtb import (
-    GTBLayout,
+from designer.learners import OptState
+from designer.tasks import make_task
+from designer.tasks.gather_trade_build import (
     StepFeatures,
     TaxDualRLDesigner,
     TaxMetaGradDesigner,
@@ -24,12 +25,10 @@ from designer.gtb import (
     schedule_of,
     tax_report,
 )
-from designer.learners import OptState
-from designer.tasks import make_task
 from incentive_envs.economics import US_FEDERAL_2018_RATES, bracket_tax, isoelastic_utility
 from incentive_envs.escape_room import parallel_env as escape_room
 from incentive_envs.gather_trade_build import parallel_env
-from incentive_envs.gtb import FreeMarketTax, GTBConfig, SaezTax, USFederalTax
+from incentive_envs.gtb import FreeMarketTax, GTBConfig, GTBSchema, SaezTax, USFederalTax
 from wrappers.tax_rates import RATES_INFO_KEY, TaxRatesWrapper
 
 SHORT = {"max_cycles": 30}  # three tax periods
@@ -158,7 +157,7 @@ def test_rebuilt_rewards_equal_the_env_rewards_on_a_real_trajectory(metagrad_run
     f = designer.step_features.split(batch.features)
     enacted = f["enacted"] > 0
     assert int(enacted.sum()) == 3 and float(f["tax_paid"].sum()) > 0.1, "the trajectory must actually tax"
-    logged, transfer = rebuild_rewards(batch, f["rates"], designer.layout)
+    logged, transfer = rebuild_rewards(batch, f["rates"], designer.schema)
     torch.testing.assert_close(logged, batch.env_rewards, rtol=0, atol=2e-5)
     torch.testing.assert_close(transfer[enacted], (f["lump_sum"] - f["tax_paid"])[enacted], rtol=0, atol=2e-5)
     rewards, _ = designer.agent_rewards(batch)
@@ -171,7 +170,7 @@ def test_rebuild_collects_at_most_the_inventory_coin(metagrad_run):
     """With a tax due far above what an agent holds, it pays exactly its inventory coin (escrow is never taxed),
     and everyone receives the mean of what was paid."""
     trainer, batch = metagrad_run
-    layout = trainer.designer.layout
+    layout = trainer.designer.schema
     split = StepFeatures(layout).split
     features = batch.features.clone()
     f = split(features)
@@ -258,7 +257,7 @@ def test_dual_rl_planner_respects_the_cap_and_mixes_only_over_allowed_levels():
     mixed = planner.probs(state, 0.3, 0.1)
     assert torch.all(mixed[:, 4:] == 0) and torch.allclose(mixed.sum(-1), torch.ones(7))
     batch, _ = trainer.collect(trainer.learner.params)
-    rates = schedule_of(batch, planner.layout)
+    rates = schedule_of(batch, planner.schema)
     assert rates.shape == (3, 7) and rates.max() <= planner.cap + 1e-7  # logged in float32
     np.testing.assert_allclose(rates / 0.05, np.round(rates / 0.05), atol=1e-6)  # on the grid
     before = [p.detach().clone() for p in planner.policy.parameters()]
@@ -292,8 +291,8 @@ def test_dual_rl_outcome_probability_adds_keep_when_the_rate_does_not_change():
     batch, _ = trainer.collect(trainer.learner.params)
     state = batch.state[0, 0]
     probs = planner.probs(state, float(batch.features[0, 0, -2]), float(batch.features[0, 0, -1]))
-    new = planner.level_of(StepFeatures(planner.layout).split(batch.features[..., :-2])["rates"][0, 0])
-    old = planner.level_of(state[list(planner.layout.rate_index)])
+    new = planner.level_of(StepFeatures(planner.schema).split(batch.features[..., :-2])["rates"][0, 0])
+    old = planner.level_of(state[list(planner.schema.rate_index)])
     expected = probs.gather(-1, new[:, None]).squeeze(-1) + (new == old) * probs[:, 0]
     assert torch.all(expected > 0)
     assert torch.all((new == old) == (new == 1))  # rates start at 0 (level 1)
@@ -307,7 +306,7 @@ def test_algorithms_map_to_tax_designers():
     assert isinstance(saez, TaxModelDesigner) and isinstance(saez.model, SaezTax)
     free = _trainer("none", small=True).designer
     assert isinstance(free, TaxModelDesigner) and isinstance(free.model, FreeMarketTax)
-    with pytest.raises(ValueError, match="not a tax designer"):
+    with pytest.raises(ValueError, match="not a designer of task"):
         _trainer("amd", small=True)
     with pytest.raises(ValueError, match="tax_model"):
         make_task("gather_trade_build", tax_model="flat")
@@ -340,12 +339,12 @@ def test_resume_continues_exactly(tmp_path, algorithm, kwargs):
 
 def test_tax_report_orders_agents_by_skill_and_balances_the_budget(metagrad_run):
     trainer, batch = metagrad_run
-    report = tax_report(batch, trainer.designer.layout)
+    report = tax_report(batch, trainer.designer.schema)
     assert report["rates"].shape == (1, 3, 7)
     assert report["tax_by_skill"].sum() == pytest.approx(report["lump_sum_by_skill"].sum(), rel=1e-5)
     eq_prod = report["productivity"] * report["equality"]
     np.testing.assert_allclose(report["equality_times_productivity"], eq_prod, rtol=1e-6)
-    layout = GTBLayout.of(GTBConfig(), "env-pure_and_mixed-15x15")
+    layout = GTBSchema.of(GTBConfig(), "env-pure_and_mixed-15x15")
     payments = batch.state[0, 0, list(layout.payment_index)].numpy()
     coin = StepFeatures(layout).split(batch.features)["coin"][0, -1].numpy()
     np.testing.assert_allclose(report["coin_by_skill"], coin[np.argsort(payments)], rtol=1e-6)

@@ -128,7 +128,7 @@ def test_real_update_equals_detached_differentiable_update(er_batches):
 
 def test_in_place_inner_update_is_caught(monkeypatch):
     """An in-place/detached inner update (which silently gives a None meta-gradient) raises a clear error."""
-    import designer.algorithms as algorithms
+    import designer.algorithms.metagrad as algorithms
 
     cfg = TrainConfig(task="escape_room", task_kwargs={"n_agents": 2, "min_at_lever": 1}, episodes=5, seed=0)
     t = Trainer(cfg)

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from designer import DesignerConfig, LearnerConfig, TrainConfig, Trainer, load_incentive
-from designer.checkpoint import load_checkpoint
+from designer.experiments.checkpoint import load_checkpoint
 
 ER21 = {"n_agents": 2, "min_at_lever": 1}
 

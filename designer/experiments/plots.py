@@ -8,10 +8,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from designer.aggregate import METRICS, plot_task_curves
+from designer.experiments.aggregate import METRICS, plot_task_curves
 
 if TYPE_CHECKING:
-    from designer.trainer import Trainer
+    from designer.experiments.trainer import Trainer
 
 __all__ = ["plot_learning_curves"]
 

@@ -20,25 +20,21 @@ from typing import Any
 import numpy as np
 import torch
 
-from designer.algorithms import Designer, make_designer
+from designer.algorithms import Designer
 from designer.batch import Batch
-from designer.checkpoint import load_checkpoint, save_checkpoint
 from designer.config import DesignerConfig, TrainConfig, config_from_dict, config_to_dict
+from designer.experiments.checkpoint import load_checkpoint, save_checkpoint
 from designer.learners import AgentLearner, LearnerConfig, Params
-from designer.rollout import EpisodeStats, RolloutWorker
+from designer.registry import make_designer
+from designer.rollout import EpisodeStats, IncentivePolicy, RolloutWorker
 from designer.tasks import Task, make_task
-from wrappers import IncentiveWrapper, StepContext
 
-__all__ = ["EvalResult", "Trainer", "train"]
+__all__ = ["EvalResult", "Trainer", "load_incentive", "train"]
 
 _ENV_SEED_STRIDE = 1_000
 SOLVED_FRACTION = 0.95
 """Welfare fraction of the optimum at which a run counts as solved (and ``solved.pt`` is written)."""
 _EVAL_SEED_OFFSET = 7_919
-
-
-def _zero_incentive(ctx: StepContext) -> dict[str, float]:
-    return dict.fromkeys(ctx.agents, 0.0)
 
 
 @dataclass(frozen=True)
@@ -134,16 +130,14 @@ class Trainer:
         root = torch.Generator().manual_seed(config.seed)
         self.learner = AgentLearner(
             self.learner_config, len(self.task.agents), self.task.obs_shape, self.task.n_actions, root,
-            make_net=self.task.make_agent_net,
+            make_net=self.task.agent_nets(),
         )
         self.designer_generator = torch.Generator().manual_seed(config.seed + 1)
         self.designer: Designer = make_designer(self.task, self.designer_config, self.designer_generator)
         self.action_generator = torch.Generator().manual_seed(config.seed + 2)
-        self.envs = [self._wrap(self.designer.wrap_env(self.task.make_env()), self.designer.incentive)
-                     for _ in range(config.batch_episodes)]
-        for i, env in enumerate(self.envs):
-            env.reset(seed=config.seed * _ENV_SEED_STRIDE + i)
-        self.worker = self._worker(self.envs, self.designer.features_of)
+        self.worker = self._worker(config.batch_episodes, None, self.designer.incentive,
+                                   config.seed * _ENV_SEED_STRIDE)
+        self.envs = self.worker.envs
         self.progress = _Progress(next_eval=0)
         self.pending: Batch | None = None
         self.out_dir = Path(config.out_dir) if config.out_dir else None
@@ -152,17 +146,14 @@ class Trainer:
         self._t0 = time.perf_counter()
 
     # ----------------------------------------------------------------- plumbing
-    @staticmethod
-    def _wrap(env: Any, fn: Callable[[StepContext], dict[str, float]] | None) -> IncentiveWrapper:
-        return IncentiveWrapper(env, fn if fn is not None else _zero_incentive)
-
-    def _worker(
-        self, envs: list[IncentiveWrapper], features_of: Callable[[StepContext], Any] | None
-    ) -> RolloutWorker:
-        task = self.task
-        return RolloutWorker(envs, task.agents, features_of=features_of, designer_reward=task.designer_reward,
-                             state_of=task.state_of, obs_of=task.obs_of, action_mask_of=task.action_mask_of,
-                             info_metrics=task.info_metrics, n_actions=task.n_actions)
+    def _worker(self, n_envs: int, control: torch.Generator | None, incentive: IncentivePolicy | None,
+                seed: int) -> RolloutWorker:
+        """A rollout worker over ``n_envs`` fresh envs (behind the designer's control point, seeded ``seed + i``)."""
+        envs = [self.designer.wrap_env(self.task.make_env(), control) for _ in range(n_envs)]
+        worker = RolloutWorker(envs, self.task, incentive)
+        for i, env in enumerate(worker.envs):
+            env.reset(seed=seed + i)
+        return worker
 
     def _policy(self, params: Params) -> Callable[[torch.Tensor], torch.Tensor]:
         return lambda obs: self.learner.logits(params, obs)
@@ -173,20 +164,22 @@ class Trainer:
         self.progress.episodes += len(stats)
         return batch, stats
 
+    def evaluate_batch(self, n_episodes: int, seed: int) -> tuple[Batch, list[EpisodeStats]]:
+        """``n_episodes`` fresh episodes (env ``i`` seeded ``seed + i``, actions sampled without exploration
+        mixing, the designer's evaluation policy and control point); leaves the training RNGs untouched."""
+        gen = torch.Generator().manual_seed(seed)
+        policy = self.designer.eval_incentive(torch.Generator().manual_seed(seed + 1))
+        control = torch.Generator().manual_seed(seed + 2)  # for designers acting through their own wrapper
+        worker = self._worker(n_episodes, control, policy, seed)
+        batch, stats = worker.collect(self._policy(self.learner.params), 0.0, gen)
+        for env in worker.envs:
+            env.close()
+        return batch, stats
+
     def evaluate(self, n_episodes: int | None = None) -> EvalResult:
         """Mean outcome over fresh, deterministically seeded episodes; leaves the training RNGs untouched."""
-        n = n_episodes or self.config.eval_episodes
         seed = self.config.seed * _ENV_SEED_STRIDE + _EVAL_SEED_OFFSET + self.progress.episodes
-        gen = torch.Generator().manual_seed(seed)
-        fn = self.designer.eval_incentive(torch.Generator().manual_seed(seed + 1))
-        control = torch.Generator().manual_seed(seed + 2)  # for designers acting through their own wrapper
-        envs = [self._wrap(self.designer.wrap_env(self.task.make_env(), control), fn) for _ in range(n)]
-        for i, env in enumerate(envs):
-            env.reset(seed=seed + i)
-        worker = self._worker(envs, None)
-        _, stats = worker.collect(self._policy(self.learner.params), 0.0, gen)
-        for env in envs:
-            env.close()
+        _, stats = self.evaluate_batch(n_episodes or self.config.eval_episodes, seed)
         return _mean_stats(self.progress.episodes, stats)
 
     # ----------------------------------------------------------------- training
@@ -398,3 +391,20 @@ def train(config: TrainConfig, designer: DesignerConfig | None = None, learner: 
     trainer = Trainer(config, designer, learner)
     trainer.train()
     return trainer
+
+
+def load_incentive(path: str | Path) -> IncentivePolicy | None:
+    """The frozen payment rule of a trained designer checkpoint (for SB3 transfer or any incentive wrapper).
+
+    Returns the designer's incentive (a ``wrappers.ModuleIncentive`` for MetaGrad/AMD) with its network in eval
+    mode and gradients off; ``None`` for designers that pay nothing (including the tax designers, which act
+    through the env's own tax interface rather than by payments).
+    """
+    trainer = Trainer.resume(path)
+    if not trainer.task.outputs:
+        return None
+    for module in (getattr(trainer.designer, "net", None), getattr(trainer.designer, "policy", None)):
+        if module is not None:
+            module.eval()
+            module.requires_grad_(False)
+    return trainer.designer.incentive

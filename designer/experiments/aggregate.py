@@ -19,7 +19,6 @@ interval needs.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 from collections.abc import Callable, Mapping, Sequence
@@ -29,20 +28,18 @@ from typing import Any
 
 import numpy as np
 
-from designer.sweep import Sweep, TrialResult, read_result
+from designer.experiments.sweep import Sweep, TrialResult, read_result
 
 __all__ = [
     "GroupSummary",
     "MetricSummary",
     "TrialRecord",
-    "add_aggregate_subcommand",
     "bootstrap_ci",
     "iqm",
     "learning_curves",
     "load_trials",
     "markdown_tables",
     "plot_task_curves",
-    "run_aggregate_cli",
     "summarize",
     "summarize_records",
     "write_results",
@@ -444,29 +441,3 @@ def write_results(
         written[f"plot:{task}"] = plot_task_curves(curves, out / f"curves_{task}.png", optimum=optima.get(task),
                                                    title=task)
     return written
-
-
-def add_aggregate_subcommand(subparsers: Any) -> argparse.ArgumentParser:
-    """Add ``aggregate`` to a ``python -m designer`` subparsers object."""
-    parser = subparsers.add_parser(
-        "aggregate", help="sweep folder -> result tables (Markdown, CSV) and learning-curve plots",
-        description="Summarise a sweep folder: mean ± std and IQM with bootstrap 95% intervals over seeds.",
-    )
-    parser.add_argument("sweep_dir", help="a folder written by `python -m designer sweep`")
-    parser.add_argument("--out", default=None, help="output folder (default: SWEEP_DIR/results)")
-    parser.add_argument("--reps", type=int, default=10_000, help="bootstrap resamples")
-    parser.add_argument("--confidence", type=float, default=0.95, help="interval mass")
-    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
-    parser.add_argument("--no-plots", action="store_true", help="tables only")
-    parser.set_defaults(func=run_aggregate_cli)
-    return parser
-
-
-def run_aggregate_cli(args: argparse.Namespace) -> int:
-    """Run the ``aggregate`` subcommand: write the files, print the Markdown tables."""
-    written = write_results(args.sweep_dir, args.out, reps=args.reps, confidence=args.confidence, seed=args.seed,
-                            plots=not args.no_plots)
-    print(written["table"].read_text())
-    for kind, path in written.items():
-        print(f"{kind}: {path}")
-    return 0

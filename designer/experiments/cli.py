@@ -18,13 +18,14 @@ from typing import Any
 import numpy as np
 
 from designer.config import DesignerConfig, TrainConfig
+from designer.experiments.aggregate import TrialRecord, markdown_tables, summarize_records, write_results
+from designer.experiments.sweep import Sweep, TrialResult, run_sweep
+from designer.experiments.trainer import Trainer
 from designer.learners import LearnerConfig
-from designer.tasks import TASKS, make_task
-from designer.trainer import Trainer
+from designer.registry import algorithm_entry, algorithm_names
+from designer.tasks import make_task, task_names
 
 __all__ = ["build_parser", "main", "results_table", "run_compare"]
-
-ALGORITHMS = ("metagrad", "metagrad_m2", "dual_rl", "amd", "fixed", "none")
 
 
 def _task_kwargs(args: argparse.Namespace) -> dict[str, Any]:
@@ -36,7 +37,7 @@ def _task_kwargs(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--task", default="escape_room", choices=sorted(TASKS), help="the game")
+    p.add_argument("--task", default="escape_room", choices=sorted(task_names()), help="the game")
     p.add_argument("--n-agents", type=int, default=5, help="Escape Room N")
     p.add_argument("--min-at-lever", type=int, default=2, help="Escape Room M")
     p.add_argument("--task-kwargs", default="", help="JSON dict of extra task arguments")
@@ -58,10 +59,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     p_train = sub.add_parser("train", help="train one algorithm")
     _add_common(p_train)
-    p_train.add_argument("--algorithm", default="metagrad", choices=ALGORITHMS)
+    p_train.add_argument("--algorithm", default="metagrad", choices=algorithm_names())
     p_cmp = sub.add_parser("compare", help="train several algorithms and print the results table")
     _add_common(p_cmp)
-    p_cmp.add_argument("--algorithms", nargs="+", default=["metagrad", "none"], choices=ALGORITHMS)
+    p_cmp.add_argument("--algorithms", nargs="+", default=["metagrad", "none"], choices=algorithm_names())
     p_rep = sub.add_parser("report", help="results table and plot from the run folders of earlier train/compare runs")
     p_rep.add_argument("folder", help="a task folder written by train/compare, e.g. runs/er_n5_m2")
     p_rep.add_argument("--algorithms", nargs="+", default=None, help="subset and order of the algorithm folders")
@@ -69,13 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
     p_res.add_argument("checkpoint")
     p_res.add_argument("--episodes", type=int, default=None, help="new total budget")
     p_res.add_argument("--no-progress", action="store_true")
-    from designer.aggregate import add_aggregate_subcommand
-    from designer.sweep import add_sweep_subcommand
-
     add_sweep_subcommand(sub)
     add_aggregate_subcommand(sub)
     try:
-        from designer.transfer import add_transfer_subcommand
+        from designer.sb3 import add_transfer_subcommand
     except ImportError:  # the sb3 extra is optional
         pass
     else:
@@ -98,10 +96,13 @@ def _overrides(text: str, config: object, flag: str) -> dict[str, Any]:
 
 def _designer_config(args: argparse.Namespace, algorithm: str, base: DesignerConfig) -> DesignerConfig:
     overrides = _overrides(args.designer_json, base, "--designer-json")
-    if algorithm == "amd":
-        overrides.setdefault("output", "agent")
-    if algorithm == "fixed" and "fixed_values" not in overrides:
-        raise SystemExit("--algorithm fixed needs --designer-json '{\"fixed_values\": [...]}'")
+    entry = algorithm_entry(algorithm)
+    for name, value in entry.defaults.items():
+        overrides.setdefault(name, value)
+    missing = [name for name in entry.required if name not in overrides]
+    if missing:
+        example = ", ".join(f'\"{name}\": [...]' for name in missing)
+        raise SystemExit(f"--algorithm {algorithm} needs --designer-json '{{{example}}}'")
     return replace(base, algorithm=algorithm, **overrides)
 
 
@@ -143,9 +144,6 @@ def _final(trainer: Trainer, last: int = 5) -> dict[str, float]:
 def results_table(results: dict[str, list[Trainer]], task_label: str) -> str:
     """The sweep aggregator's Markdown table for these runs: welfare, incentives paid and designer net (mean ±
     sample std, IQM with a bootstrap 95% interval over seeds), % of optimum, seeds >= 95%, episodes to 95%."""
-    from designer.aggregate import TrialRecord, markdown_tables, summarize_records
-    from designer.sweep import TrialResult
-
     records = []
     for algo, trainers in results.items():
         for t in trainers:
@@ -163,7 +161,7 @@ def results_table(results: dict[str, list[Trainer]], task_label: str) -> str:
 
 def _plot_run(trainer: Trainer, path: Path) -> None:
     try:
-        from designer.plots import plot_learning_curves
+        from designer.experiments.plots import plot_learning_curves
     except ImportError:  # matplotlib is the optional "plot" extra
         return
     plot_learning_curves({trainer.designer_config.algorithm: [trainer]}, path, optimum=trainer.task.optimum)
@@ -199,7 +197,7 @@ def _write_report(results: dict[str, list[Trainer]], folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "results.md").write_text(table + "\n")
     try:
-        from designer.plots import plot_learning_curves
+        from designer.experiments.plots import plot_learning_curves
 
         plot_learning_curves(results, folder / "comparison.png", optimum=task.optimum)
         print(f"plot: {folder / 'comparison.png'}")
@@ -207,6 +205,75 @@ def _write_report(results: dict[str, list[Trainer]], folder: Path) -> None:
         pass
     print(table)
     print(f"table: {folder / 'results.md'}")
+
+
+def add_sweep_subcommand(subparsers: Any) -> argparse.ArgumentParser:
+    """Add ``sweep`` to a ``python -m designer`` subparsers object."""
+    parser = subparsers.add_parser(
+        "sweep", help="run or resume a grid of tasks x algorithms x variants x seeds (locally or on Ray)",
+        description="Run a sweep from a JSON spec, or resume the sweep stored in a sweep folder.",
+    )
+    parser.add_argument("spec", help="a JSON sweep spec, or an existing sweep folder (holding sweep.json) to resume")
+    parser.add_argument("--out", default=None, help="sweep folder (default: runs/sweeps/<name>, or SPEC if a folder)")
+    parser.add_argument("--runner", default="local", choices=("local", "ray"))
+    parser.add_argument("--workers", type=int, default=1, help="local runner: parallel trial processes")
+    parser.add_argument("--address", default=None, help='ray runner: cluster address ("auto" on a cluster node)')
+    parser.add_argument("--num-cpus", type=int, default=None, help="ray runner without --address: local CPUs")
+    parser.add_argument("--max-retries", type=int, default=None, help="override the spec's max_retries")
+    parser.add_argument("--no-aggregate", action="store_true", help="skip writing result tables and plots")
+    parser.set_defaults(func=run_sweep_cli)
+    return parser
+
+
+def run_sweep_cli(args: argparse.Namespace) -> int:
+    """Run the ``sweep`` subcommand; returns 1 when any trial failed, else 0."""
+    spec = Path(args.spec)
+    if spec.is_dir():
+        if not (spec / "sweep.json").is_file():
+            raise SystemExit(f"{spec} is a folder without sweep.json; pass a JSON spec file to start a sweep")
+        sweep = Sweep.from_json(spec / "sweep.json")
+        out = Path(args.out) if args.out else spec
+    else:
+        sweep = Sweep.from_json(spec)
+        out = Path(args.out) if args.out else Path("runs") / "sweeps" / sweep.name
+    if args.max_retries is not None:
+        sweep = replace(sweep, max_retries=args.max_retries)
+    summary = run_sweep(sweep, out, runner=args.runner, workers=args.workers, address=args.address,
+                        num_cpus=args.num_cpus)
+    print(summary.table())
+    if not args.no_aggregate:
+        for kind, path in write_results(out).items():
+            print(f"{kind}: {path}")
+    if summary.failed:
+        print(f"{len(summary.failed)} trial(s) failed: {', '.join(summary.failed)} (see their error.txt)")
+        return 1
+    return 0
+
+
+def add_aggregate_subcommand(subparsers: Any) -> argparse.ArgumentParser:
+    """Add ``aggregate`` to a ``python -m designer`` subparsers object."""
+    parser = subparsers.add_parser(
+        "aggregate", help="sweep folder -> result tables (Markdown, CSV) and learning-curve plots",
+        description="Summarise a sweep folder: mean ± std and IQM with bootstrap 95% intervals over seeds.",
+    )
+    parser.add_argument("sweep_dir", help="a folder written by `python -m designer sweep`")
+    parser.add_argument("--out", default=None, help="output folder (default: SWEEP_DIR/results)")
+    parser.add_argument("--reps", type=int, default=10_000, help="bootstrap resamples")
+    parser.add_argument("--confidence", type=float, default=0.95, help="interval mass")
+    parser.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    parser.add_argument("--no-plots", action="store_true", help="tables only")
+    parser.set_defaults(func=run_aggregate_cli)
+    return parser
+
+
+def run_aggregate_cli(args: argparse.Namespace) -> int:
+    """Run the ``aggregate`` subcommand: write the files, print the Markdown tables."""
+    written = write_results(args.sweep_dir, args.out, reps=args.reps, confidence=args.confidence, seed=args.seed,
+                            plots=not args.no_plots)
+    print(written["table"].read_text())
+    for kind, path in written.items():
+        print(f"{kind}: {path}")
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -227,7 +294,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif args.command in ("sweep", "aggregate"):
         return int(args.func(args))
     elif args.command == "transfer":
-        from designer.transfer import run_transfer
+        from designer.sb3 import run_transfer
 
         run_transfer(args)
     return 0

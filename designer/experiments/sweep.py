@@ -31,7 +31,6 @@ Spec files are JSON (see :meth:`Sweep.from_dict`)::
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import os
@@ -47,9 +46,10 @@ from typing import Any, Literal
 import numpy as np
 
 from designer.config import DesignerConfig, TrainConfig, config_from_dict, config_to_dict
+from designer.experiments.trainer import Trainer
 from designer.learners import LearnerConfig
-from designer.tasks import TASKS, Task, make_task
-from designer.trainer import Trainer
+from designer.registry import algorithm_names
+from designer.tasks import Task, make_task, task_names
 
 __all__ = [
     "AlgorithmSpec",
@@ -59,15 +59,12 @@ __all__ = [
     "Trial",
     "TrialResult",
     "Variant",
-    "add_sweep_subcommand",
     "execute_trial",
     "prepare_sweep",
     "read_result",
     "run_sweep",
-    "run_sweep_cli",
 ]
 
-ALGORITHMS = ("metagrad", "metagrad_m2", "dual_rl", "amd", "fixed", "none")
 # Per-trial fields the sweep sets itself; a spec may not override them through "train".
 _RESERVED_TRAIN = ("task", "task_kwargs", "seed", "out_dir", "progress")
 _LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -108,8 +105,8 @@ class TaskSpec:
     label: str = ""
 
     def __post_init__(self) -> None:
-        if self.task not in TASKS:
-            raise KeyError(f"unknown task {self.task!r}; known tasks: {sorted(TASKS)}")
+        if self.task not in task_names():
+            raise KeyError(f"unknown task {self.task!r}; known tasks: {sorted(task_names())}")
         if not isinstance(self.task_kwargs, Mapping):
             raise TypeError(f"task_kwargs of {self.task!r} must be a dict, got {type(self.task_kwargs).__name__}")
         object.__setattr__(self, "task_kwargs", dict(self.task_kwargs))
@@ -128,8 +125,8 @@ class AlgorithmSpec:
     label: str = ""
 
     def __post_init__(self) -> None:
-        if self.algorithm not in ALGORITHMS:
-            raise ValueError(f"algorithm must be one of {ALGORITHMS}, got {self.algorithm!r}")
+        if self.algorithm not in algorithm_names():
+            raise ValueError(f"algorithm must be one of {algorithm_names()}, got {self.algorithm!r}")
         _check_overrides(f"algorithm {self.algorithm!r}", DesignerConfig, self.designer, ("algorithm",))
         object.__setattr__(self, "designer", dict(self.designer))
         object.__setattr__(self, "label", _check_label("algorithm", self.label or self.algorithm))
@@ -694,49 +691,3 @@ def run_sweep(
     summary = SweepSummary(root, {t.name: read_result(root / t.name) for t in trials}, done)
     _write_json(root / "summary.json", summary.to_dict())
     return summary
-
-
-# ------------------------------------------------------------------------------- CLI
-def add_sweep_subcommand(subparsers: Any) -> argparse.ArgumentParser:
-    """Add ``sweep`` to a ``python -m designer`` subparsers object."""
-    parser = subparsers.add_parser(
-        "sweep", help="run or resume a grid of tasks x algorithms x variants x seeds (locally or on Ray)",
-        description="Run a sweep from a JSON spec, or resume the sweep stored in a sweep folder.",
-    )
-    parser.add_argument("spec", help="a JSON sweep spec, or an existing sweep folder (holding sweep.json) to resume")
-    parser.add_argument("--out", default=None, help="sweep folder (default: runs/sweeps/<name>, or SPEC if a folder)")
-    parser.add_argument("--runner", default="local", choices=("local", "ray"))
-    parser.add_argument("--workers", type=int, default=1, help="local runner: parallel trial processes")
-    parser.add_argument("--address", default=None, help='ray runner: cluster address ("auto" on a cluster node)')
-    parser.add_argument("--num-cpus", type=int, default=None, help="ray runner without --address: local CPUs")
-    parser.add_argument("--max-retries", type=int, default=None, help="override the spec's max_retries")
-    parser.add_argument("--no-aggregate", action="store_true", help="skip writing result tables and plots")
-    parser.set_defaults(func=run_sweep_cli)
-    return parser
-
-
-def run_sweep_cli(args: argparse.Namespace) -> int:
-    """Run the ``sweep`` subcommand; returns 1 when any trial failed, else 0."""
-    spec = Path(args.spec)
-    if spec.is_dir():
-        if not (spec / "sweep.json").is_file():
-            raise SystemExit(f"{spec} is a folder without sweep.json; pass a JSON spec file to start a sweep")
-        sweep = Sweep.from_json(spec / "sweep.json")
-        out = Path(args.out) if args.out else spec
-    else:
-        sweep = Sweep.from_json(spec)
-        out = Path(args.out) if args.out else Path("runs") / "sweeps" / sweep.name
-    if args.max_retries is not None:
-        sweep = replace(sweep, max_retries=args.max_retries)
-    summary = run_sweep(sweep, out, runner=args.runner, workers=args.workers, address=args.address,
-                        num_cpus=args.num_cpus)
-    print(summary.table())
-    if not args.no_aggregate:
-        from designer.aggregate import write_results
-
-        for kind, path in write_results(out).items():
-            print(f"{kind}: {path}")
-    if summary.failed:
-        print(f"{len(summary.failed)} trial(s) failed: {', '.join(summary.failed)} (see their error.txt)")
-        return 1
-    return 0

@@ -1,0 +1,187 @@
+"""The designer interface, the training-loop helpers every designer shares, and the two non-learning designers.
+
+Every designer exposes the payment rule the incentive wrapper applies during rollouts (``incentive``, an
+:class:`~designer.rollout.IncentivePolicy`, whose exact inputs the rollout records for recomputation), an optional
+control point of its own (``wrap_env``), and one training iteration (``iterate``). The learning agents are
+driven through :func:`designer.learners.inner_update`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from designer.batch import Batch
+from designer.config import DesignerConfig
+from designer.learners import AgentLearner, Params, detach_params, inner_update
+from designer.registry import register_algorithm
+from designer.rollout import EpisodeStats, IncentiveInputs, IncentivePolicy
+from designer.task import SlotRule, Task
+from wrappers import StepContext
+
+__all__ = [
+    "Collect",
+    "Designer",
+    "FixedDesigner",
+    "IncentiveCall",
+    "Metrics",
+    "NoDesigner",
+    "apply_grads",
+    "critic_step",
+    "require_finite",
+]
+
+Collect = Callable[[Params], tuple[Batch, list[EpisodeStats]]]
+Metrics = dict[str, float]
+
+
+def require_finite(name: str, tensors: dict[str, Tensor] | list[Tensor], iteration: int) -> None:
+    """Raise ``FloatingPointError`` naming the first non-finite tensor."""
+    items = tensors.items() if isinstance(tensors, dict) else enumerate(tensors)
+    for key, t in items:
+        if t is not None and not torch.isfinite(t).all():
+            raise FloatingPointError(f"{name}[{key}] is not finite at iteration {iteration}")
+
+
+class IncentiveCall:
+    """Base of the designers' payment rules: ``inputs(ctx)`` then ``pay(inputs)``; calling one does both, so a
+    frozen rule works in any incentive wrapper too."""
+
+    def inputs(self, ctx: StepContext) -> IncentiveInputs:
+        raise NotImplementedError
+
+    def pay(self, inputs: IncentiveInputs) -> Mapping[str, float]:
+        raise NotImplementedError
+
+    def __call__(self, ctx: StepContext) -> Mapping[str, float]:
+        return self.pay(self.inputs(ctx))
+
+
+class Designer:
+    """Base class: no incentive, no update. Subclasses override what they need.
+
+    Args:
+        task: the game.
+        config: the designer's hyperparameters.
+        generator: the designer's random stream (initialisation, sampling); unused by deterministic designers.
+    """
+
+    metric_names: tuple[str, ...] = ()
+    """Training metrics this designer reports each iteration (fixed, so logs have fixed columns)."""
+
+    def __init__(self, task: Task, config: DesignerConfig, generator: torch.Generator | None = None) -> None:
+        self.task = task
+        self.config = config
+        self.slot_rule: SlotRule | None = task.outputs[config.output].rule if config.output in task.outputs else None
+        self.iteration = 0
+        self._incentive: IncentivePolicy | None = None
+
+    @property
+    def incentive(self) -> IncentivePolicy | None:
+        """The payment rule the incentive wrapper applies each step (None: pay nothing, log nothing)."""
+        return self._incentive
+
+    def require_slot_rule(self) -> SlotRule:
+        """The task's slot rule for ``config.output``; ``ValueError`` when the task has no such output."""
+        return self.task.output(self.config.output).rule
+
+    def wrap_env(self, env: Any, eval_generator: torch.Generator | None = None) -> Any:
+        """Wrap the task's env before the incentive wrapper goes on (designers acting through another control
+        point, such as a tax-rate interface, add their wrapper here). Default: unchanged.
+
+        ``eval_generator`` is None for training envs; for evaluation envs it is the generator a stochastic
+        designer samples from there (so that evaluation leaves the training RNGs untouched)."""
+        return env
+
+    def eval_incentive(self, generator: torch.Generator) -> IncentivePolicy | None:
+        """The incentive function for evaluation rollouts (stochastic designers sample from ``generator``)."""
+        return self.incentive
+
+    def iterate(self, learner: AgentLearner, collect: Collect, batch: Batch) -> tuple[Batch, Metrics]:
+        """One training iteration starting from training batch ``batch``; returns the next training batch.
+
+        The default is the learning-oblivious loop: agents update on the incentives paid during ``batch``, the
+        designer updates on ``batch`` (:meth:`update`), then a fresh batch is collected.
+        """
+        rewards = batch.env_rewards + batch.paid
+        values = critic_step(learner, batch, rewards)
+        new_params, new_opt = inner_update(learner, learner.params, learner.opt_state, batch, rewards, values)
+        require_finite("agent update", new_params, self.iteration)
+        metrics = self.update(batch)
+        learner.params, learner.opt_state = detach_params(new_params), new_opt
+        learner.iteration += 1
+        self.iteration += 1
+        next_batch, _ = collect(learner.params)
+        return next_batch, metrics
+
+    def update(self, batch: Batch) -> Metrics:
+        return {}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"iteration": self.iteration}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.iteration = int(state["iteration"])
+
+
+def critic_step(learner: AgentLearner, batch: Batch, rewards: Tensor) -> tuple[Tensor, Tensor] | None:
+    """Critic first (TD(0) on the real rewards), then its values as constants for the actor step."""
+    if learner.critic is None:
+        return None
+    learner.update_critic(batch, rewards)
+    return learner.values(batch)
+
+
+@register_algorithm("none", summary="no designer: the agents learn on env rewards alone")
+class NoDesigner(Designer):
+    """Agents learn on env rewards alone."""
+
+
+class _SlotTable(IncentiveCall):
+    """Pays ``values[slot(agent)]`` under the task's slot rule (picklable, unlike a lambda)."""
+
+    def __init__(self, values: tuple[float, ...], slot_rule: SlotRule) -> None:
+        self.values = values
+        self.slot_rule = slot_rule
+
+    def inputs(self, ctx: StepContext) -> IncentiveInputs:
+        return np.zeros(0, dtype=np.float32), self.slot_rule(ctx)
+
+    def pay(self, inputs: IncentiveInputs) -> dict[str, float]:
+        return {a: float(self.values[s]) for a, s in inputs[1].items()}
+
+
+@register_algorithm("fixed", summary="a constant incentive table (fixed_values: one payment per slot)",
+                    required=("fixed_values",))
+class FixedDesigner(Designer):
+    """A constant incentive table, one (already scaled) value per slot."""
+
+    def __init__(self, task: Task, config: DesignerConfig, generator: torch.Generator | None = None) -> None:
+        super().__init__(task, config)
+        n = task.output(config.output).n_slots
+        if len(config.fixed_values) != n:
+            raise ValueError(f"fixed_values needs {n} values for output {config.output!r}, got {config.fixed_values}")
+        self._incentive = _SlotTable(tuple(config.fixed_values), self.require_slot_rule())
+
+
+def apply_grads(
+    optimizer: torch.optim.Optimizer, params: list[nn.Parameter], grads: tuple[Tensor, ...], max_norm: float | None,
+    iteration: int,
+) -> float:
+    """Clip ``grads`` by global norm (when ``max_norm``), check them, and take one optimizer step.
+
+    Returns the pre-clip global norm. Raises ``FloatingPointError`` on a non-finite gradient, before any
+    parameter changes.
+    """
+    require_finite("meta-gradient", list(grads), iteration)
+    norm = float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads])))
+    scale = 1.0 if max_norm is None else min(1.0, max_norm / (norm + 1e-12))
+    for p, g in zip(params, grads):
+        p.grad = g.detach() * scale
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return norm

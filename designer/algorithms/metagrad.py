@@ -1,0 +1,229 @@
+"""MetaGrad: the designer learns by differentiating through the agents' own learning step (Yang et al. 2022).
+
+With online cross-validation (method.md §1.1, §2.2): the incentive network's parameters move along the gradient
+of the designer's objective on a validation batch collected by the agents *after* their update, through that
+update (:func:`designer.learners.inner_update`). ``metagrad`` is m1 (validation with the updated agents),
+``metagrad_m2`` collects it with the un-updated agents.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from designer.algorithms.base import Collect, Designer, Metrics, apply_grads, critic_step, require_finite
+from designer.batch import Batch, discounted_returns, gae
+from designer.config import DesignerConfig
+from designer.learners import AgentLearner, Params, action_log_probs, detach_params, inner_update
+from designer.registry import register_algorithm
+from designer.task import Task
+from wrappers import ModuleIncentive
+
+__all__ = ["MetaGradDesigner"]
+
+
+class _Optimizers:
+    """Adam over the incentive network, plus the separate cost optimizer the paper uses (method.md §2.1)."""
+
+    def __init__(self, net: nn.Module, config: DesignerConfig) -> None:
+        self.main = torch.optim.Adam(net.parameters(), lr=config.lr)
+        self.cost = (
+            torch.optim.Adam(net.parameters(), lr=config.cost_lr)
+            if config.cost != "none" and config.cost_weight is None
+            else None
+        )
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"main": self.main.state_dict(), "cost": self.cost.state_dict() if self.cost else None}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.main.load_state_dict(state["main"])
+        if self.cost is not None:
+            self.cost.load_state_dict(state["cost"])
+
+
+
+@register_algorithm("metagrad", "metagrad_m2",
+                    summary="MetaGrad (m1 / m2): meta-gradient through the agents' learning step (the paper's method)")
+class MetaGradDesigner(Designer):
+    """MetaGrad with online cross-validation (Yang et al. 2022; method.md §1.1, §2.2).
+
+    Each iteration: the agents' update ``theta_hat(eta)`` on the training batch with incentives recomputed by
+    the incentive network; the real update is ``detach(theta_hat(eta))`` (or, with ``stale_incentives``, the
+    update on the incentives paid at rollout time); a validation batch with the updated agents (m1) or the
+    current agents (m2); then ``eta`` ascends ``sum_t W_t sum_i log pi_theta_hat(a'|o')`` on the validation
+    batch, where ``W`` is the designer's return (or GAE from its critic). With ``pipeline`` the validation
+    batch is the next training batch.
+    """
+
+    metric_names = ("outer_loss", "cost", "meta_grad_norm", "cost_grad_norm", "designer_critic_loss")
+
+    def __init__(self, task: Task, config: DesignerConfig, generator: torch.Generator | None = None) -> None:
+        super().__init__(task, config)
+        with torch.random.fork_rng(devices=[]):
+            if generator is not None:
+                torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=generator)))
+            self.net = self._make_net()
+            self.critic: nn.Module | None = None
+            self.critic_target: nn.Module | None = None
+            if config.use_critic:
+                self.critic = task.state_critic(config)
+                self.critic_target = task.state_critic(config)
+                self.critic_target.load_state_dict(self.critic.state_dict())
+                self.critic_target.requires_grad_(False)
+        self.optim = _Optimizers(self.net, config)
+        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=config.critic_lr) if self.critic else None
+        self._incentive = self._make_incentive()
+        self._params = list(self.net.parameters())
+
+    def _make_net(self) -> nn.Module:
+        """The designer's network (a subclass with another kind of output, such as tax rates, overrides it)."""
+        self.require_slot_rule()
+        return self.task.incentive_net(self.config.output, self.config.hidden)
+
+    def _make_incentive(self) -> Any:
+        """The payment rule applied through the wrapper (designers acting through ``wrap_env`` log instead)."""
+        return ModuleIncentive(self.net, features=self.task.features, slots=self.require_slot_rule(),
+                               scale=self.config.scale)
+
+    def payments(self, batch: Batch) -> Tensor:
+        """Incentives on ``batch`` recomputed from the logged inputs, differentiable in the network ``[B, T, N]``."""
+        out = self.net(batch.features)
+        return self.config.scale * out.gather(-1, batch.slots) * batch.mask
+
+    def cost(self, batch: Batch, payments: Tensor) -> Tensor:
+        """The incentive cost on the training batch (``paid`` or the paper's ``proxy``), discounted over time."""
+        if self.config.cost == "none":
+            return torch.zeros(())
+        if self.config.cost == "paid":
+            per_step = payments.sum(-1)
+        else:
+            per_step = self.net(batch.features).abs().sum(-1) * batch.step_mask
+        return discounted_returns(per_step.unsqueeze(-1), batch.step_mask, self.config.gamma)[:, 0, 0].mean()
+
+    def outer_weights(self, batch: Batch) -> Tensor:
+        """``W_t`` on the validation batch: discounted designer returns, or GAE from the designer critic."""
+        cfg = self.config
+        if self.critic is None or self.critic_target is None:
+            w = discounted_returns(batch.designer_reward, batch.step_mask, cfg.gamma)
+        else:
+            with torch.no_grad():
+                v = self.critic(batch.state)
+                v_next = self.critic_target(batch.next_state)
+            w = gae(batch.designer_reward, v, v_next, batch.step_mask, cfg.gamma, cfg.gae_lambda, batch.terminated)
+        if cfg.normalize_weights:
+            valid = batch.step_mask > 0
+            mean = w[valid].mean()
+            std = w[valid].std().clamp_min(1e-8) if int(valid.sum()) > 1 else torch.ones(())
+            w = (w - mean) / std * batch.step_mask
+        return w.detach()
+
+    def _update_critic(self, batch: Batch) -> float:
+        if self.critic is None or self.critic_target is None or self.critic_opt is None:
+            return 0.0
+        with torch.no_grad():
+            not_term = 1.0 - batch.terminated
+            target = batch.designer_reward + self.config.gamma * not_term * self.critic_target(batch.next_state)
+        v = self.critic(batch.state)
+        loss = (((target - v) ** 2) * batch.step_mask).sum() / batch.step_mask.sum().clamp_min(1.0)
+        self.critic_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.critic_opt.step()
+        with torch.no_grad():
+            for p_t, p in zip(self.critic_target.parameters(), self.critic.parameters()):
+                p_t.lerp_(p, self.config.critic_tau)
+        return float(loss.detach())
+
+    def outer_loss(self, learner: AgentLearner, theta_hat: Params, validation: Batch) -> Tensor:
+        """``-agg_t W_t sum_i log pi_theta_hat(a'_i | o'_i)`` on the validation batch."""
+        logits = learner.logits(theta_hat, validation.obs)
+        logp, _ = action_log_probs(logits, validation.actions, learner.epsilon, validation.action_mask)
+        score = (logp * validation.mask).sum(-1)
+        w = self.outer_weights(validation)
+        total = -(w * score * validation.step_mask).sum()
+        if self.config.outer_reduction == "sum":
+            return total / validation.n_episodes
+        return total / validation.step_mask.sum().clamp_min(1.0)
+
+    def agent_rewards(self, batch: Batch) -> tuple[Tensor, Tensor]:
+        """The agents' total rewards on ``batch`` as functions of the designer's parameters, and the designer's
+        payments ``[B, T, N]`` (for the cost). Incentives: env reward + recomputed payment. Designers that act
+        otherwise (taxes) override this."""
+        payments = self.payments(batch)
+        return batch.env_rewards + payments, payments
+
+    def iterate(self, learner: AgentLearner, collect: Collect, batch: Batch) -> tuple[Batch, Metrics]:
+        cfg = self.config
+        rewards, payments = self.agent_rewards(batch)
+        require_finite("recomputed rewards", {"rewards": rewards}, self.iteration)
+        values = critic_step(learner, batch, rewards.detach())
+        theta, opt = learner.params, learner.opt_state
+        theta_hat, opt_hat = inner_update(learner, theta, opt, batch, rewards, values)
+        if cfg.stale_incentives:
+            real, real_opt = inner_update(learner, theta, opt, batch, batch.env_rewards + batch.paid, values)
+        else:
+            real, real_opt = theta_hat, opt_hat
+        committed = detach_params(real)
+        require_finite("agent update", committed, self.iteration)
+        m1 = cfg.algorithm == "metagrad"
+        validation, _ = collect(committed if m1 else theta)
+        critic_loss = self._update_critic(batch)
+        outer = self.outer_loss(learner, theta_hat, validation)
+        cost = self.cost(batch, payments)
+        # both gradients at the same eta (the paper evaluates them in one session run), then both steps
+        grads = _grads(outer, self._params, retain_graph=cfg.cost != "none")
+        if all(g is None for g in grads):
+            raise RuntimeError(
+                "meta-gradient is None: the inner update must be out-of-place and keep the graph to the incentives"
+            )
+        outer_grads = tuple(torch.zeros_like(p) if g is None else g for p, g in zip(self._params, grads))
+        cost_grads = None
+        if cfg.cost != "none":
+            cost_grads = tuple(torch.zeros_like(p) if g is None else g
+                               for p, g in zip(self._params, _grads(cost, self._params)))
+        metrics: Metrics = {"outer_loss": float(outer.detach()), "cost": float(cost.detach())}
+        if cost_grads is not None and cfg.cost_weight is not None:
+            outer_grads = tuple(g + cfg.cost_weight * c for g, c in zip(outer_grads, cost_grads))
+        metrics["meta_grad_norm"] = apply_grads(self.optim.main, self._params, outer_grads, cfg.max_grad_norm,
+                                                self.iteration)
+        if self.optim.cost is not None and cost_grads is not None:
+            metrics["cost_grad_norm"] = apply_grads(self.optim.cost, self._params, cost_grads, cfg.max_grad_norm,
+                                                    self.iteration)
+        metrics["designer_critic_loss"] = critic_loss
+        learner.params, learner.opt_state = committed, real_opt
+        learner.iteration += 1
+        self.iteration += 1
+        if cfg.pipeline:
+            return validation, metrics
+        next_batch, _ = collect(learner.params)
+        return next_batch, metrics
+
+    def state_dict(self) -> dict[str, Any]:
+        state: dict[str, Any] = {
+            "iteration": self.iteration,
+            "net": self.net.state_dict(),
+            "optim": self.optim.state_dict(),
+        }
+        if self.critic is not None and self.critic_target is not None and self.critic_opt is not None:
+            state["critic"] = self.critic.state_dict()
+            state["critic_target"] = self.critic_target.state_dict()
+            state["critic_opt"] = self.critic_opt.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.net.load_state_dict(state["net"])
+        self.optim.load_state_dict(state["optim"])
+        if self.critic is not None and self.critic_target is not None and self.critic_opt is not None:
+            self.critic.load_state_dict(state["critic"])
+            self.critic_target.load_state_dict(state["critic_target"])
+            self.critic_opt.load_state_dict(state["critic_opt"])
+
+
+def _grads(loss: Tensor, params: list[nn.Parameter], retain_graph: bool = False) -> tuple[Tensor | None, ...]:
+    """``d loss / d params`` (None for parameters the loss does not reach)."""
+    if not loss.requires_grad:
+        return tuple(None for _ in params)
+    return torch.autograd.grad(loss, params, retain_graph=retain_graph, allow_unused=True)

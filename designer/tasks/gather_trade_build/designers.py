@@ -1,0 +1,299 @@
+"""The Gather-Trade-Build tax designers: each sets the 7 marginal rates of every tax period through
+:class:`wrappers.TaxRatesWrapper` (the env's public ``set_tax_rates``/``tax_cycle_position``), so every tax
+designer plugs into the generic trainer through :meth:`Designer.wrap_env` (method.md §2.5, §3.3, §4.1).
+
+- :class:`TaxMetaGradDesigner` (``metagrad``, ``metagrad_m2``): a tax network maps the planner's observation held
+  from the period's first step to the rates; the agents' rewards are rebuilt differentiably from the logged step
+  data (:func:`~designer.tasks.gather_trade_build.records.rebuild_rewards`, the "exact fix" of method.md
+  §7.1.6) and the meta-gradient flows through the PPO agents' Adam-step replica.
+- :class:`TaxDualRLDesigner` (``dual_rl``): the AI-Economist-style planner, an RL agent choosing one of 22
+  levels per bracket at every period start (0 keeps the rate, k sets (k-1)·0.05), with rate-cap annealing by
+  masks; entropy is really computed and epsilon-mixing respects the masks (fixes of method.md §7.1.10).
+- :class:`TaxModelDesigner` (``none``, ``fixed``): a fixed tax model (free market, US federal 2018, Saez, or
+  constant rates) from :mod:`incentive_envs.gtb.tax_models`.
+
+None pays an incentive: each logs the step's tax data (:class:`StepLog`) through the rollout's records.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from designer.algorithms.base import Designer, IncentiveCall, Metrics, require_finite
+from designer.algorithms.metagrad import MetaGradDesigner
+from designer.batch import Batch, discounted_returns
+from designer.config import DesignerConfig
+from designer.learners import mixed_probs
+from designer.rollout import IncentiveInputs
+from designer.tasks.gather_trade_build.networks import PlannerNet, StateCritic, TaxNet
+from designer.tasks.gather_trade_build.records import StepFeatures, rebuild_rewards
+from incentive_envs.gtb import FreeMarketTax, SaezTax, TaxModel, USFederalTax
+from wrappers import StepContext, TaxRatesWrapper
+
+if TYPE_CHECKING:
+    from designer.tasks.gather_trade_build.task import GTBTask
+
+__all__ = ["StepLog", "TaxDualRLDesigner", "TaxMetaGradDesigner", "TaxModelDesigner", "tax_model_designer"]
+
+
+class StepLog(IncentiveCall):
+    """Pays nothing; its inputs are the step's tax data (and ``extra()`` values, e.g. the planner's exploration),
+    which the rollout records as ``Batch.features``."""
+
+    def __init__(self, features: StepFeatures, extra: Callable[[], list[float]] | None = None) -> None:
+        self.features = features
+        self.extra = extra
+
+    def inputs(self, ctx: StepContext) -> IncentiveInputs:
+        x = self.features(ctx)
+        if self.extra is not None:
+            x = np.concatenate([x, np.asarray(self.extra(), dtype=np.float32)])
+        return x, {}
+
+    def pay(self, inputs: IncentiveInputs) -> Mapping[str, float]:
+        return {}
+
+
+class _NetRates:
+    """The MetaGrad tax network as a ``rates_fn``: rates from the planner's observation, no gradient."""
+
+    def __init__(self, net: nn.Module) -> None:
+        self.net = net
+
+    def __call__(self, state: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            x = torch.as_tensor(np.asarray(state, dtype=np.float32)).reshape(1, -1)
+            return self.net(x)[0].double().numpy()
+
+
+class TaxMetaGradDesigner(MetaGradDesigner):
+    """MetaGrad (m1/m2) tax designer for Gather-Trade-Build (method.md §2.5 with §7.1.5-6 fixed).
+
+    The tax network (:class:`TaxNet`) sets the rates at each period start from the planner's true observation
+    through :class:`TaxRatesWrapper`. The agents' rewards are rebuilt from the logged step data with the rates
+    the network gives on the held period-start observations (:func:`rebuild_rewards`), so the agents' PPO step
+    (the Adam replica) and hence ``theta_hat`` are functions of the network. No incentive is paid and there is
+    no cost; the outer weights are GAE advantages from the designer critic (``use_critic``).
+    """
+
+    def __init__(self, task: GTBTask, config: DesignerConfig, generator: torch.Generator | None = None) -> None:
+        self.schema = task.schema
+        self.step_features = StepFeatures(task.schema)
+        super().__init__(task, config, generator)
+
+    def _make_net(self) -> nn.Module:
+        return TaxNet(self.schema, self.config.hidden)
+
+    def _make_incentive(self) -> StepLog:
+        return StepLog(self.step_features)
+
+    def wrap_env(self, env: Any, eval_generator: torch.Generator | None = None) -> TaxRatesWrapper:
+        return TaxRatesWrapper(env, _NetRates(self.net))
+
+    def rates(self, batch: Batch) -> Tensor:
+        """``[B, T, K]`` rates of the network on each enactment step's held period-start observation (0 elsewhere)."""
+        f = self.step_features.split(batch.features)
+        bi, ti = torch.nonzero((f["enacted"] > 0) & (batch.step_mask > 0), as_tuple=True)
+        held = batch.state[bi, f["period_start"][bi, ti].long()]
+        out = torch.zeros(*batch.step_mask.shape, self.schema.n_brackets, dtype=batch.state.dtype)
+        return out.index_put((bi, ti), self.net(held))
+
+    def agent_rewards(self, batch: Batch) -> tuple[Tensor, Tensor]:
+        return rebuild_rewards(batch, self.rates(batch), self.schema)
+
+
+class _PlannerRates:
+    """The dual-RL planner as a ``rates_fn``: samples one level per bracket from its masked, mixed policy."""
+
+    def __init__(self, designer: TaxDualRLDesigner, generator: torch.Generator, explore: bool) -> None:
+        self.designer = designer
+        self.generator = generator
+        self.explore = explore
+
+    def __call__(self, state: np.ndarray) -> np.ndarray:
+        d = self.designer
+        x = torch.as_tensor(np.asarray(state, dtype=np.float32)).reshape(-1)
+        with torch.no_grad():
+            probs = d.probs(x, d.epsilon if self.explore else 0.0, d.cap)
+            level = torch.multinomial(probs, 1, generator=self.generator).squeeze(-1)
+        current = d.level_of(d.schema.rates(x))
+        chosen = torch.where(level == 0, current, level)
+        return d.rate_values[chosen].numpy()
+
+
+class TaxDualRLDesigner(Designer):
+    """The AI-Economist-style dual-RL planner (method.md §4.1, GTB; §7.1.10 fixed), learning-oblivious.
+
+    At each period start it picks, per bracket, one of ``n_levels`` actions (0 keeps the current rate, ``k``
+    sets ``(k - 1) * rate_step``) from 7 factorised categoricals over the planner's observation. Levels above
+    the annealed cap are masked; epsilon-mixing spreads over the allowed levels only. Its reward is the
+    change of ``equality * productivity / N`` per step; it learns by REINFORCE with a learned state-value
+    baseline on discounted returns, an entropy bonus (mean per bracket, actually computed), Adam and a
+    gradient-norm clip, once per batch. The log-probability is that of the *resulting* rate per bracket
+    (keep and "set to the current level" give the same rate, so their probabilities add), which needs nothing
+    but the rates logged by the rollout.
+    """
+
+    metric_names = ("planner_loss", "planner_entropy", "planner_value_loss", "rate_cap")
+
+    def __init__(self, task: GTBTask, config: DesignerConfig, generator: torch.Generator) -> None:
+        super().__init__(task, config)
+        self.schema = schema = task.schema
+        self.options = options = task.options
+        self.step_features = StepFeatures(schema)
+        k, n = schema.n_brackets, options.n_levels
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(torch.randint(0, 2**62, (1,), generator=generator)))
+            self.policy = PlannerNet(schema, k * n, config.dual_hidden)
+            self.critic = StateCritic(schema, config.dual_hidden)
+        self.opt = torch.optim.Adam(self.policy.parameters(), lr=config.dual_lr)
+        self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=options.planner_critic_lr)
+        self.generator = generator
+        self.completed_episodes = 0
+        self.rate_values = torch.cat([torch.zeros(1, dtype=torch.float64),
+                                      torch.arange(n - 1, dtype=torch.float64) * options.rate_step])
+        self._incentive = StepLog(self.step_features, self._exploration)
+
+    @property
+    def epsilon(self) -> float:
+        o = self.options
+        frac = min(1.0, self.iteration / o.planner_epsilon_iters)
+        return o.planner_epsilon_start + frac * (o.planner_epsilon_end - o.planner_epsilon_start)
+
+    @property
+    def cap(self) -> float:
+        return self.options.cap(self.completed_episodes)
+
+    def level_of(self, rates: Tensor) -> Tensor:
+        """The level index (1..n_levels-1) of rates on the grid (nearest level otherwise)."""
+        return torch.round(rates.double() / self.options.rate_step).long() + 1
+
+    def level_mask(self, cap: Tensor | float) -> Tensor:
+        """``[..., n_levels]`` 1 for allowed levels: keep, and every rate <= cap."""
+        cap_t = torch.as_tensor(cap, dtype=torch.float64).unsqueeze(-1)
+        allowed = self.rate_values <= cap_t + 1e-9
+        allowed = allowed.expand(*cap_t.shape[:-1], self.options.n_levels).clone()
+        allowed[..., 0] = True
+        return allowed.float()
+
+    def probs(self, state: Tensor, epsilon: float | Tensor, cap: float | Tensor) -> Tensor:
+        """``[..., K, n_levels]`` masked, epsilon-mixed level probabilities (the same for every bracket's mask)."""
+        logits = self.policy(state).reshape(*state.shape[:-1], self.schema.n_brackets, self.options.n_levels)
+        mask = self.level_mask(cap).unsqueeze(-2).expand_as(logits)
+        eps = torch.as_tensor(epsilon, dtype=logits.dtype).reshape(*torch.as_tensor(epsilon).shape, 1, 1)
+        greedy, _ = mixed_probs(logits, 0.0, mask)
+        uniform = mask / mask.sum(-1, keepdim=True)
+        return (1.0 - eps) * greedy + eps * uniform
+
+    def _exploration(self) -> list[float]:
+        """The exploration and rate cap in force, logged with every step (the update needs the sampling policy)."""
+        return [self.epsilon, self.cap]
+
+    def wrap_env(self, env: Any, eval_generator: torch.Generator | None = None) -> TaxRatesWrapper:
+        gen = self.generator if eval_generator is None else eval_generator
+        return TaxRatesWrapper(env, _PlannerRates(self, gen, explore=eval_generator is None))
+
+    def update(self, batch: Batch) -> Metrics:
+        f = self.step_features.split(batch.features[..., :-2])
+        eps, cap = batch.features[..., -2], batch.features[..., -1]
+        swf = f["swf"] * batch.step_mask
+        # equal endowments at reset: equality 1, productivity N * c0, so swf = c0
+        swf0 = float(self.schema.config.starting_coin)
+        prev = torch.cat([torch.full_like(swf[:, :1], swf0), swf[:, :-1]], dim=1)
+        returns = discounted_returns((swf - prev) * batch.step_mask, batch.step_mask, self.config.gamma)
+        decide = self.schema.period_starts_next(batch.state) & (batch.step_mask > 0)
+        state = batch.state[decide]
+        probs = self.probs(state, eps[decide].double(), cap[decide].double()).double()
+        new = self.level_of(f["rates"][decide])
+        old = self.level_of(self.schema.rates(batch.state[decide]))
+        p_outcome = probs.gather(-1, new.unsqueeze(-1)).squeeze(-1) + (new == old) * probs[..., 0]
+        logp = torch.log(p_outcome.clamp_min(1e-12)).sum(-1)
+        entropy = -(probs * torch.log(probs.clamp_min(1e-12))).sum(-1).mean(-1)
+        value = self.critic(state)
+        target = returns[decide]
+        advantage = (target - value.detach()).double()
+        loss = -(logp * advantage).mean() - self.config.dual_entropy * entropy.mean()
+        value_loss = ((value - target) ** 2).mean()
+        clip = self.options.planner_grad_clip
+        for opt, params, objective in ((self.opt, self.policy.parameters(), loss),
+                                       (self.critic_opt, self.critic.parameters(), value_loss)):
+            opt.zero_grad(set_to_none=True)
+            objective.backward()
+            params = list(params)
+            require_finite("dual-RL planner gradient", [p.grad for p in params if p.grad is not None], self.iteration)
+            torch.nn.utils.clip_grad_norm_(params, clip)
+            opt.step()
+        self.completed_episodes += batch.n_episodes
+        return {"planner_loss": float(loss.detach()), "planner_entropy": float(entropy.mean().detach()),
+                "planner_value_loss": float(value_loss.detach()), "rate_cap": self.cap}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"iteration": self.iteration, "completed_episodes": self.completed_episodes,
+                "policy": self.policy.state_dict(), "critic": self.critic.state_dict(),
+                "opt": self.opt.state_dict(), "critic_opt": self.critic_opt.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.completed_episodes = int(state["completed_episodes"])
+        self.policy.load_state_dict(state["policy"])
+        self.critic.load_state_dict(state["critic"])
+        self.opt.load_state_dict(state["opt"])
+        self.critic_opt.load_state_dict(state["critic_opt"])
+
+
+class TaxModelDesigner(Designer):
+    """A fixed tax model (free market, US federal, Saez, constant rates) through :class:`TaxRatesWrapper`.
+
+    Training envs share the model (Saez pools the incomes of every training episode, as Foundation's global
+    buffer); each evaluation env gets a copy, so evaluation never changes it.
+    """
+
+    def __init__(self, task: GTBTask, config: DesignerConfig, model: TaxModel) -> None:
+        super().__init__(task, config)
+        self.model = model
+        self._incentive = StepLog(StepFeatures(task.schema))
+
+    def wrap_env(self, env: Any, eval_generator: torch.Generator | None = None) -> TaxRatesWrapper:
+        return TaxRatesWrapper(env, self.model if eval_generator is None else copy.deepcopy(self.model))
+
+    def state_dict(self) -> dict[str, Any]:
+        m = self.model
+        state: dict[str, Any] = {"iteration": self.iteration, "completed_episodes": m.completed_episodes}
+        if isinstance(m, SaezTax):
+            state.update(buffer=torch.tensor(list(m.buffer), dtype=torch.float64).reshape(-1, 2),
+                         elasticity=m.elasticity, rng=m.rng.bit_generator.state)
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        m = self.model
+        m.completed_episodes = int(state["completed_episodes"])
+        if isinstance(m, SaezTax):
+            m.buffer.clear()
+            m.buffer.extend((float(z), float(t)) for z, t in state["buffer"].tolist())
+            m.elasticity = float(state["elasticity"])
+            m.rng.bit_generator.state = state["rng"]
+
+
+def tax_model_designer(task: GTBTask, config: DesignerConfig, generator: torch.Generator) -> TaxModelDesigner:
+    """``none``: the task's fixed tax model (free market, US federal or Saez); ``fixed``: constant rates
+    ``config.fixed_values`` (under the US-federal cap schedule when annealed)."""
+    options = task.options
+    cap = {"anneal_cap": options.anneal_cap, "initial_cap": options.initial_max_tax_rate,
+           "anneal_episodes": options.n_episodes_reach_max_rate}
+    model: TaxModel
+    if config.algorithm == "fixed":
+        model = USFederalTax(rates=config.fixed_values, **cap)
+    elif options.tax_model == "free_market":
+        model = FreeMarketTax()
+    elif options.tax_model == "us_federal":
+        model = USFederalTax(**cap)
+    else:
+        model = SaezTax(seed=int(torch.randint(0, 2**31 - 1, (1,), generator=generator)))
+    return TaxModelDesigner(task, config, model)
