@@ -4,24 +4,16 @@
 - :class:`TaxWrapper`: periodic bracket income tax with lump-sum redistribution.
 
 Both record the env's own reward next to what they changed, so welfare and designer cost can always be
-measured separately. Wrappers know envs only through the PettingZoo/Gymnasium APIs.
+measured separately. Wrappers know envs only through the PettingZoo/Gymnasium APIs; what they share (step
+context, episode guard, payment rules and accounts) is :mod:`wrappers.core`, the ready-made incentive
+functions are :mod:`wrappers.functions`.
 """
 
 from __future__ import annotations
 
-from wrappers._accounting import ADDED_INFO_KEYS, IncentiveBooks, PaymentRules
-from wrappers.incentive import (
-    ActionTable,
-    AECIncentiveWrapper,
-    AgentValues,
-    GymIncentiveWrapper,
-    IncentiveFunction,
-    IncentiveWrapper,
-    ModuleIncentive,
-    StepContext,
-    incentive,
-    joint_action_features,
-)
+from wrappers.core import ADDED_INFO_KEYS, IncentiveBooks, IncentiveFunction, PaymentRules, StepContext
+from wrappers.functions import ActionTable, AgentValues, ModuleIncentive, joint_action_features
+from wrappers.incentive import AECIncentiveWrapper, GymIncentiveWrapper, IncentiveWrapper, incentive
 from wrappers.tax import TAX_INFO_KEYS, TaxWrapper
 from wrappers.tax_rates import TaxRatesWrapper
 

@@ -32,7 +32,6 @@ import numpy as np
 from pettingzoo import ParallelEnv
 from pettingzoo.utils import BaseParallelWrapper
 
-from incentive_envs.validation import check_positive_int
 from incentive_envs.economics import (
     US_FEDERAL_2018_CUTOFFS,
     US_FEDERAL_2018_RATES,
@@ -41,8 +40,8 @@ from incentive_envs.economics import (
     lump_sum,
 )
 from incentive_envs.economics import check_rates as _check_rate_vector
-from wrappers._accounting import GuardedParallelStep
-from wrappers.incentive import StepContext, _check_options, _has_state, _snapshot
+from incentive_envs.validation import check_positive_int
+from wrappers.core import EnvAgents, ParallelCore, StepContext, extend_infos
 
 __all__ = ["TAX_INFO_KEYS", "RatesFn", "Redistribution", "TaxWrapper"]
 
@@ -59,7 +58,7 @@ CONSERVATION_RTOL = 1e-9
 """Relative tolerance for ``sum(shares) == sum(taxes)`` in a custom redistribution."""
 
 
-class TaxWrapper(GuardedParallelStep, BaseParallelWrapper):
+class TaxWrapper(ParallelCore, BaseParallelWrapper):
     """Bracket income tax over periods of ``period`` steps, revenue returned as a lump sum.
 
     Args:
@@ -116,15 +115,10 @@ class TaxWrapper(GuardedParallelStep, BaseParallelWrapper):
         if not (redistribution == "equal" or callable(redistribution)):
             raise ValueError(f"redistribution must be 'equal' or a callable, got {redistribution!r}")
         self.redistribution = redistribution
-        self._possible = tuple(env.possible_agents)
-        self._action_spaces = {a: env.action_space(a) for a in self._possible}
-        self._observation_spaces = {a: env.observation_space(a) for a in self._possible}
-        self._started = False
-        self._failed = False
+        self._env_agents = EnvAgents.of(env)
         self._reset_books()
 
     def _reset_books(self) -> None:
-        self._step = 0
         self._income: dict[str, float] = {}
         self._designer_obs: Any = None
         self.current_rates: np.ndarray | None = None
@@ -137,17 +131,11 @@ class TaxWrapper(GuardedParallelStep, BaseParallelWrapper):
     def reset(
         self, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
-        _check_options(options)
-        obs, infos = self.env.reset(seed=seed, options=options)
+        obs, infos = self._reset_env(seed, options)
         self._reset_books()
-        self._has_state = _has_state(self.env)
         if self.rates_fn is not None:
-            self._designer_obs = self._observe_designer(obs)
-        self._started, self._failed = True, False
+            self._designer_obs = self._designer_view(obs)
         return obs, infos
-
-    def _observe_designer(self, obs: Mapping[str, Any]) -> Any:
-        return _snapshot(self.env.state()) if self._has_state else _snapshot(dict(obs))
 
     def _period_rates(self, ctx: StepContext) -> np.ndarray:
         k = ctx.step // self.period
@@ -193,17 +181,7 @@ class TaxWrapper(GuardedParallelStep, BaseParallelWrapper):
     ) -> tuple[dict[str, Any], dict[str, float], dict[str, bool], dict[str, bool], dict[str, dict[str, Any]]]:
         acting, obs, env_rewards, terms, truncs, infos = self._env_step(actions)
         if self._step % self.period == 0:
-            ctx = StepContext(
-                designer_obs=self._designer_obs,
-                actions=dict(actions),
-                env_rewards=env_rewards,
-                infos={a: dict(i) for a, i in infos.items()},
-                agents=acting,
-                possible_agents=self._possible,
-                action_spaces=self._action_spaces,
-                step=self._step,
-                observation_spaces=self._observation_spaces,
-            )
+            ctx = self._env_agents.context(self._designer_obs, actions, env_rewards, infos, acting, self._step)
             self.current_rates = self._period_rates(ctx)
         rates = self.current_rates
         if rates is None:  # pragma: no cover - set at every period start
@@ -214,7 +192,7 @@ class TaxWrapper(GuardedParallelStep, BaseParallelWrapper):
         taxes = dict.fromkeys(env_rewards, 0.0)
         shares = dict.fromkeys(env_rewards, 0.0)
         if (self._step + 1) % self.period == 0 or not self.env.agents:
-            taxed = [a for a in self._possible if a in env_rewards]
+            taxed = [a for a in self._env_agents.possible if a in env_rewards]
             collected = bracket_tax(np.array([pretax[a] for a in taxed], dtype=np.float64), rates, self.cutoffs)
             handed = self._shares(collected)
             taxes = {a: float(t) for a, t in zip(taxed, collected)}
@@ -225,23 +203,16 @@ class TaxWrapper(GuardedParallelStep, BaseParallelWrapper):
             self._income = {}
         shaped = {a: r - taxes[a] + shares[a] for a, r in env_rewards.items()}
         rate_tuple = tuple(float(r) for r in rates)
-        new_infos = {}
-        for agent, info in infos.items():
-            clash = [k for k in TAX_INFO_KEYS if k in info]
-            if clash:
-                raise ValueError(f"infos[{agent!r}] already has {clash}; nest one TaxWrapper at most")
-            new_infos[agent] = {
-                **info,
-                "pretax_income": pretax.get(agent, 0.0),
-                "tax_paid": taxes.get(agent, 0.0),
-                "redistribution": shares.get(agent, 0.0),
-                "marginal_rates": rate_tuple,
-            }
+
+        def added(agent: str) -> dict[str, Any]:
+            values = (pretax.get(agent, 0.0), taxes.get(agent, 0.0), shares.get(agent, 0.0), rate_tuple)
+            return dict(zip(TAX_INFO_KEYS, values))
+
+        new_infos = extend_infos(infos, added, "TaxWrapper")
         self.last_taxes, self.last_redistribution = taxes, shares
         if self.rates_fn is not None and self.env.agents:
-            self._designer_obs = self._observe_designer(obs)
-        self._step += 1
-        self._failed = False
+            self._designer_obs = self._designer_view(obs)
+        self._step_done()
         return obs, shaped, terms, truncs, new_infos
 
     def __str__(self) -> str:

@@ -27,7 +27,7 @@ from pettingzoo import ParallelEnv
 from pettingzoo.utils import BaseParallelWrapper
 
 from incentive_envs.economics import check_rates
-from wrappers.incentive import _check_options, _has_state, _snapshot
+from wrappers.core import ParallelCore
 
 __all__ = ["RATES_INFO_KEY", "RatesFunction", "TaxRatesWrapper"]
 
@@ -38,7 +38,7 @@ RatesFunction = Callable[[Any], Sequence[float] | np.ndarray]
 """A tax designer: marginal rates (one per bracket, in [0, 1]) from the designer's observation at a period start."""
 
 
-class TaxRatesWrapper(BaseParallelWrapper):
+class TaxRatesWrapper(ParallelCore, BaseParallelWrapper):
     """Sets the wrapped env's tax rates from ``rates_fn`` at the start of each tax period.
 
     Args:
@@ -70,28 +70,23 @@ class TaxRatesWrapper(BaseParallelWrapper):
         self.rates: tuple[float, ...] | None = None
         self.episode_schedule: list[tuple[int, tuple[float, ...]]] = []
         self._after_step = getattr(rates_fn, "after_step", None)
-        self._started = False
-        self._has_state = False
         self._obs: dict[str, Any] = {}
-        self._step = 0
 
     def reset(
         self, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
-        _check_options(options)
-        obs, infos = self.env.reset(seed=seed, options=options)
-        self._has_state = _has_state(self.env)
+        obs, infos = self._reset_env(seed, options)
         self._obs = dict(obs)
-        self._started, self._step = True, 0
         self.episode_schedule = []
         return obs, {a: {**i, RATES_INFO_KEY: None} for a, i in infos.items()}
 
-    def _designer_obs(self) -> Any:
-        return _snapshot(self.env.state()) if self._has_state else _snapshot(self._obs)
+    def _episode_over(self) -> bool:
+        """Never: the env answers a step past the end itself (PettingZoo lets ``step({})`` there be a no-op)."""
+        return False
 
     def _set_rates(self) -> tuple[float, ...]:
         n_brackets = int(np.asarray(self.env.tax_rates).reshape(-1).size)
-        raw = np.asarray(self.rates_fn(self._designer_obs()), dtype=np.float64)
+        raw = np.asarray(self.rates_fn(self._designer_view(self._obs)), dtype=np.float64)
         if raw.ndim != 1:
             raise ValueError(f"rates_fn must return one rate per bracket ({n_brackets}), got shape {raw.shape}")
         rates = check_rates(raw, n_brackets)  # ValueError (length, range) or FloatingPointError (NaN/inf)
@@ -103,12 +98,11 @@ class TaxRatesWrapper(BaseParallelWrapper):
     def step(
         self, actions: dict[str, Any]
     ) -> tuple[dict[str, Any], dict[str, float], dict[str, bool], dict[str, bool], dict[str, dict[str, Any]]]:
-        if not self._started:
-            raise RuntimeError("step() called before reset(); call reset() first")
+        self._check_step()
         set_now = self._set_rates() if self.env.agents and self.env.tax_cycle_position == 1 else None
         obs, rewards, terms, truncs, infos = self.env.step(actions)
         self._obs.update(obs)
-        self._step += 1
+        self._step_done()
         if callable(self._after_step):
             self._after_step(infos=infos, done=not self.env.agents)
         return obs, rewards, terms, truncs, {a: {**i, RATES_INFO_KEY: set_now} for a, i in infos.items()}
