@@ -177,9 +177,10 @@ class ModuleIncentive:
     picks which output pays an agent: its action (``"action"``, the paper's ER/Cleanup designer), its index in
     ``possible_agents`` (``"agent"``) or a custom ``slots(ctx) -> {agent: index}``.
 
-    For the meta-gradient the designer logs :meth:`inputs` (``last_inputs`` holds the most recent) and later
-    recomputes the payments with gradients: ``payments_from_outputs(module(x[None])[0], slots)``. ``__call__``
-    goes through the same two methods, so the recomputed values equal the paid ones.
+    Calling it is ``pay(inputs(ctx))``; it keeps no record of what it was called on. A designer that needs the
+    exact inputs for the meta-gradient records them itself: it calls :meth:`inputs` and :meth:`pay` (the
+    designer package does that in its rollout), then recomputes the payments with gradients as
+    ``payments_from_outputs(module(x[None])[0], slots)``, which equal the paid ones.
     """
 
     def __init__(
@@ -202,7 +203,6 @@ class ModuleIncentive:
         self.features = features
         self.slots = slots
         self.scale = _finite_scale(scale)
-        self.last_inputs: tuple[np.ndarray, dict[str, int]] | None = None
 
     def _slots(self, ctx: StepContext) -> dict[str, int]:
         if self.slots == "action":
@@ -215,7 +215,7 @@ class ModuleIncentive:
         return {a: int(custom[a]) for a in ctx.agents}
 
     def inputs(self, ctx: StepContext) -> tuple[np.ndarray, dict[str, int]]:
-        """The float32 1-D feature vector and each acting agent's output slot; also stored in ``last_inputs``.
+        """The float32 1-D feature vector of ``ctx`` and each acting agent's output slot.
 
         Raises:
             ValueError: the features are not a 1-D vector.
@@ -226,8 +226,16 @@ class ModuleIncentive:
             raise ValueError(f"features(ctx) must be a 1-D vector, got shape {x.shape}")
         if not np.isfinite(x).all():
             raise FloatingPointError(f"features(ctx) at step {ctx.step} contain NaN or inf: {x.tolist()}")
-        self.last_inputs = (x, self._slots(ctx))
-        return self.last_inputs
+        return x, self._slots(ctx)
+
+    def pay(self, inputs: tuple[np.ndarray, Mapping[str, int]]) -> dict[str, float]:
+        """The payments for ``inputs`` (from :meth:`inputs`): the module run once without gradients."""
+        import torch
+
+        x, slots = inputs
+        with torch.no_grad():
+            out = self.module(torch.as_tensor(x, dtype=torch.float32)[None])[0]
+        return {agent: float(value) for agent, value in self.payments_from_outputs(out, slots).items()}
 
     def payments_from_outputs(self, out: torch.Tensor, slots: Mapping[str, int]) -> dict[str, torch.Tensor]:
         """``{agent: scale * out[slot]}`` as 0-d tensors (they carry ``out``'s gradient).
@@ -244,9 +252,4 @@ class ModuleIncentive:
         return {agent: self.scale * out[slot] for agent, slot in slots.items()}
 
     def __call__(self, ctx: StepContext) -> dict[str, float]:
-        import torch
-
-        x, slots = self.inputs(ctx)
-        with torch.no_grad():
-            out = self.module(torch.as_tensor(x, dtype=torch.float32)[None])[0]
-        return {agent: float(value) for agent, value in self.payments_from_outputs(out, slots).items()}
+        return self.pay(self.inputs(ctx))

@@ -7,13 +7,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from gymnasium import spaces
 
 import wrappers
+from incentive_envs.escape_room import LEVER, START, parallel_env
 from incentive_envs.gather_trade_build import parallel_env as gtb
 from incentive_envs.validation import check_positive_int, finite_vector
+from wrappers import IncentiveWrapper, ModuleIncentive, StepContext
 from wrappers.core import EnvAgents, extend_infos
 from wrappers.tax_rates import TaxRatesWrapper
+
+AGENTS = ("agent_0", "agent_1", "agent_2")
 
 
 def test_no_wrapper_module_imports_a_private_name_of_another() -> None:
@@ -65,6 +70,21 @@ def test_extend_infos_refuses_a_clash() -> None:
     assert extend_infos({"a": {"x": 1}}, lambda agent: {"y": agent}, "W") == {"a": {"x": 1, "y": "a"}}
     with pytest.raises(ValueError, match=r"infos\['a'\] already has \['x'\]; nest one W at most"):
         extend_infos({"a": {"x": 1}}, lambda agent: {"x": 2}, "W")
+
+
+def test_module_incentive_pays_its_inputs_and_keeps_no_record() -> None:
+    torch.manual_seed(0)
+    fn = ModuleIncentive(torch.nn.Linear(18, 3), slots="action")
+    env = IncentiveWrapper(parallel_env(n_agents=3), fn)
+    env.reset(seed=0)
+    _, _, _, _, infos = env.step(dict(zip(AGENTS, (LEVER, START, START))))
+    ctx = env.last_context
+    assert isinstance(ctx, StepContext)
+    first, again = fn.inputs(ctx), fn.inputs(ctx)
+    assert np.array_equal(first[0], again[0]) and first[1] == again[1]
+    assert first[0].dtype == np.float32 and first[0].shape == (18,)
+    assert fn.pay(first) == fn(ctx) == {a: i["incentive"] for a, i in infos.items()}
+    assert not hasattr(fn, "last_inputs")
 
 
 def test_tax_rates_wrapper_shares_the_guard_but_leaves_the_end_to_the_env() -> None:

@@ -177,7 +177,8 @@ def test_module_incentive_recomputed_with_gradients_equals_paid(slots: str) -> N
     logged = []
     for joint in ([LEVER, START, START], [DOOR, LEVER, LEVER]):
         _, _, _, _, infos = env.step(dict(zip(AGENTS, joint)))
-        x, slot = fn.last_inputs
+        assert env.last_context is not None
+        x, slot = fn.inputs(env.last_context)
         logged.append((x, slot, {a: i["incentive"] for a, i in infos.items()}))
     assert logged[0][1] == (
         {"agent_0": 0, "agent_1": 1, "agent_2": 2}
