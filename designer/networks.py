@@ -114,8 +114,11 @@ class AgentNet(nn.Module):
         self.n_members = n_members
         self.trunk, size = build_trunk(self.obs_shape, conv_channels, kernel)
         if self.trunk is not None and n_members > 1:
-            self.trunk = nn.ModuleList([self.trunk, *(build_trunk(self.obs_shape, conv_channels, kernel)[0]
-                                                      for _ in range(n_members - 1))])
+            trunks = [self.trunk]
+            for _ in range(n_members - 1):
+                trunk, _ = build_trunk(self.obs_shape, conv_channels, kernel)
+                trunks += [trunk] if trunk is not None else []
+            self.trunk = nn.ModuleList(trunks)
         layers: list[nn.Module] = []
         for h in hidden:
             layers += [EnsembleLinear(n_members, size, h), nn.ReLU()]

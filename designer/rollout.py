@@ -155,7 +155,7 @@ class RolloutWorker:
 
     # ------------------------------------------------------------------ helpers
     def _obs_row(self, obs: dict[str, Any]) -> np.ndarray:
-        rows = []
+        rows: list[np.ndarray | None] = []
         template = None
         for a in self.agents:
             if a in obs:

@@ -19,8 +19,9 @@ import json
 import sys
 from pathlib import Path
 
-from designer.aggregate import write_results
-from designer.sweep import AlgorithmSpec, Sweep, TaskSpec, run_sweep
+from designer.experiments.aggregate import write_results
+from designer.experiments.spec import AlgorithmSpec, Sweep, TaskSpec
+from designer.experiments.sweep import run_sweep
 
 ROOMS = {"er_n2_m1": (2, 1), "er_n3_m2": (3, 2), "er_n5_m2": (5, 2)}
 

@@ -15,7 +15,6 @@ import torch
 
 from designer import DesignerConfig, LearnerConfig, TrainConfig
 from designer.experiments.aggregate import (
-    add_aggregate_subcommand,
     bootstrap_ci,
     iqm,
     learning_curves,
@@ -25,15 +24,9 @@ from designer.experiments.aggregate import (
     write_results,
 )
 from designer.experiments.checkpoint import load_checkpoint
-from designer.experiments.sweep import (
-    Sweep,
-    Trial,
-    TrialResult,
-    Variant,
-    add_sweep_subcommand,
-    read_result,
-    run_sweep,
-)
+from designer.experiments.cli import add_aggregate_subcommand, add_sweep_subcommand
+from designer.experiments.spec import Sweep, Trial, Variant
+from designer.experiments.sweep import TrialResult, read_result, run_sweep
 from designer.tasks import make_task
 
 # IPD learns visibly within a few dozen episodes, so variants and seeds give different curves.

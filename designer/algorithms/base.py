@@ -8,7 +8,7 @@ driven through :func:`designer.learners.inner_update`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -39,9 +39,13 @@ Collect = Callable[[Params], tuple[Batch, list[EpisodeStats]]]
 Metrics = dict[str, float]
 
 
-def require_finite(name: str, tensors: dict[str, Tensor] | list[Tensor], iteration: int) -> None:
+def require_finite(
+    name: str, tensors: Mapping[str, Tensor | None] | Sequence[Tensor | None], iteration: int
+) -> None:
     """Raise ``FloatingPointError`` naming the first non-finite tensor."""
-    items = tensors.items() if isinstance(tensors, dict) else enumerate(tensors)
+    items: Iterable[tuple[Any, Tensor | None]] = (
+        tensors.items() if isinstance(tensors, Mapping) else enumerate(tensors)
+    )
     for key, t in items:
         if t is not None and not torch.isfinite(t).all():
             raise FloatingPointError(f"{name}[{key}] is not finite at iteration {iteration}")

@@ -28,7 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from designer.experiments.sweep import Sweep, TrialResult, read_result
+from designer.experiments.spec import Sweep
+from designer.experiments.sweep import TrialResult, read_result
 
 __all__ = [
     "GroupSummary",

@@ -19,7 +19,8 @@ import numpy as np
 
 from designer.config import DesignerConfig, TrainConfig
 from designer.experiments.aggregate import TrialRecord, markdown_tables, summarize_records, write_results
-from designer.experiments.sweep import Sweep, TrialResult, run_sweep
+from designer.experiments.spec import Sweep
+from designer.experiments.sweep import TrialResult, run_sweep
 from designer.experiments.trainer import Trainer
 from designer.learners import LearnerConfig
 from designer.registry import algorithm_entry, algorithm_names

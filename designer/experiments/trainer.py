@@ -74,8 +74,8 @@ class EvalResult:
 
 def _eval_result(data: dict[str, Any]) -> EvalResult:
     """An :class:`EvalResult` from its checkpointed dict (lists back to tuples)."""
-    fixed = {k: tuple(tuple(x) if isinstance(x, list) else x for x in v) if isinstance(v, list) else v
-             for k, v in data.items()}
+    fixed: dict[str, Any] = {k: tuple(tuple(x) if isinstance(x, list) else x for x in v) if isinstance(v, list)
+                             else v for k, v in data.items()}
     return EvalResult(**fixed)
 
 

@@ -7,6 +7,7 @@ action one-hot); this module adds the env's known optimum and the paper's defaul
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 from designer.registry import register_task
 from designer.task import Task
@@ -16,6 +17,7 @@ from incentive_envs.escape_room import EscapeRoomEnv, optimal_welfare
 @register_task("escape_room")
 def escape_room_task(n_agents: int = 5, min_at_lever: int = 2, max_steps: int = 5, randomize: bool = False) -> Task:
     """ER(N, M) with the paper's REINFORCE agents and MetaGrad designer."""
-    kwargs = {"n_agents": n_agents, "min_at_lever": min_at_lever, "max_steps": max_steps, "randomize": randomize}
+    kwargs: dict[str, Any] = {"n_agents": n_agents, "min_at_lever": min_at_lever, "max_steps": max_steps,
+                              "randomize": randomize}
     return Task("escape_room", functools.partial(EscapeRoomEnv, **kwargs),
                 optimum=optimal_welfare(n_agents, min_at_lever), env_kwargs=kwargs)
