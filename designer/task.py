@@ -133,7 +133,8 @@ class Task:
         """The output ``name``; ``ValueError`` listing the task's outputs otherwise."""
         outputs = self.outputs
         if name not in outputs:
-            raise ValueError(f"task {self.name!r} supports outputs {sorted(outputs)}, got {name!r}")
+            raise ValueError(f"task {self.name!r} has no slot rule for output {name!r}; its outputs are "
+                             f"{sorted(outputs)}")
         return outputs[name]
 
     @property
