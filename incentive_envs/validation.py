@@ -135,6 +135,15 @@ def check_positive_int(name: str, value: Any, minimum: int = 1) -> int:
     return int(value)
 
 
+def check_seed(seed: Any) -> int | None:
+    """Return ``seed`` as ``int`` (or None) if it is None or an integer ``>= 0``, else raise ``ValueError``."""
+    if seed is None:
+        return None
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be None or an integer >= 0, got {seed!r}")
+    return int(seed)
+
+
 def finite_vector(name: str, values: Any) -> np.ndarray:
     """``values`` as a non-empty 1-D float64 array; ``ValueError`` on its shape, ``FloatingPointError`` on NaN/inf.
 

@@ -43,7 +43,9 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvS
 from supersuit.vector import ConcatVecEnv, ProcConcatVec
 from supersuit.vector.multiproc_vec import decompress_info, numpy_deepcopy
 
-__all__ = ["ALGOS", "BlackDeath", "SB3VecEnv", "StepHook", "make_sb3_vec_env"]
+from incentive_envs.validation import check_positive_int, check_seed
+
+__all__ = ["ALGOS", "BlackDeath", "SB3VecEnv", "StepHook", "build_parallel", "make_sb3_vec_env"]
 
 ALGOS: dict[str, type[OnPolicyAlgorithm]] = {"ppo": PPO, "a2c": A2C}
 """On-policy SB3 algorithms accepted by name."""
@@ -52,26 +54,13 @@ StepHook = Callable[[np.ndarray, np.ndarray, Sequence[Mapping[str, Any]]], None]
 """``hook(rewards, dones, infos)`` after every vector step, flat over ``copy * n_agents + agent``."""
 
 
-def _check_seed(seed: Any) -> int | None:
-    if seed is None:
-        return None
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be None or an integer >= 0, got {seed!r}")
-    return int(seed)
-
-
-def _check_count(name: str, value: Any, minimum: int) -> int:
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return int(value)
-
-
 def _fresh_seed() -> int:
     """A base seed from OS entropy, for callers who pass ``seed=None`` (copies must still differ)."""
     return int(np.random.SeedSequence().generate_state(1)[0] >> 1)
 
 
-def _build_parallel(env_fn: Callable[[], ParallelEnv]) -> ParallelEnv:
+def build_parallel(env_fn: Callable[[], ParallelEnv]) -> ParallelEnv:
+    """``env_fn()``, checked to be a PettingZoo ``ParallelEnv`` (SB3 paths take env factories)."""
     env = env_fn()
     if not isinstance(env, ParallelEnv):
         raise TypeError(f"env_fn must return a pettingzoo ParallelEnv, got {type(env).__name__}")
@@ -165,7 +154,7 @@ class SB3VecEnv(VecEnv):
     # -- seeding and reset -------------------------------------------------------------------------
     def seed(self, seed: int | None = None) -> list[int | None]:
         """Schedule copy ``i`` to reset with ``seed + i`` (a fresh entropy seed if None); per-sub-env list."""
-        base = _check_seed(seed)
+        base = check_seed(seed)
         self._pending_seed = _fresh_seed() if base is None else base
         self._seeds = [self._pending_seed + k // self.n_agents for k in range(self.num_envs)]
         return list(self._seeds)
@@ -274,10 +263,10 @@ def make_sb3_vec_env(
         >>> venv.num_envs, venv.reset().shape
         (6, (6, 9))
     """
-    n_copies = _check_count("n_copies", n_copies, 1)
-    num_cpus = _check_count("num_cpus", num_cpus, 0)
-    seed = _check_seed(seed)
-    par = _build_parallel(env_fn)
+    n_copies = check_positive_int("n_copies", n_copies, 1)
+    num_cpus = check_positive_int("num_cpus", num_cpus, 0)
+    seed = check_seed(seed)
+    par = build_parallel(env_fn)
     agents = list(par.possible_agents)
     obs0, act0 = par.observation_space(agents[0]), par.action_space(agents[0])
     differing = [a for a in agents if par.observation_space(a) != obs0 or par.action_space(a) != act0]

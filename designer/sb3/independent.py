@@ -27,7 +27,8 @@ from stable_baselines3.common.utils import obs_as_tensor
 from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvStepReturn
 
-from wrappers.sb3 import ALGOS, StepHook, _build_parallel, _check_count, _check_seed
+from incentive_envs.validation import check_positive_int, check_seed
+from wrappers.sb3 import ALGOS, StepHook, build_parallel
 
 __all__ = ["IndependentSB3"]
 
@@ -80,7 +81,7 @@ class _Lockstep:
     """``n_copies`` parallel envs stepped together; copy ``i`` first resets with ``seed + i``."""
 
     def __init__(self, env_fn: Callable[[], ParallelEnv], n_copies: int, seed: int) -> None:
-        self.envs = [_build_parallel(env_fn) for _ in range(n_copies)]
+        self.envs = [build_parallel(env_fn) for _ in range(n_copies)]
         self.agents = list(self.envs[0].possible_agents)
         self.seed = seed
 
@@ -148,13 +149,13 @@ class IndependentSB3:
     ) -> None:
         if algo not in ALGOS:
             raise ValueError(f"algo must be one of {sorted(ALGOS)}, got {algo!r}")
-        seed_checked = _check_seed(seed)
+        seed_checked = check_seed(seed)
         if seed_checked is None:
             raise ValueError("IndependentSB3 needs an integer seed")
         self.seed = seed_checked
-        self.n_copies = _check_count("n_copies", n_copies, 1)
+        self.n_copies = check_positive_int("n_copies", n_copies, 1)
         self.env_fn = env_fn
-        spec = _build_parallel(env_fn)
+        spec = build_parallel(env_fn)
         self.agents: list[str] = list(spec.possible_agents)
         kwargs = dict(model_kwargs or {})
         kwargs.setdefault("device", "cpu")
@@ -181,7 +182,7 @@ class IndependentSB3:
         ``hook(rewards, dones, infos)`` sees each step flat over ``copy * n_agents + agent`` (the layout of
         :class:`SB3VecEnv`), so one episode tracker serves both training paths.
         """
-        total = _check_count("total_timesteps", total_timesteps, 1)
+        total = check_positive_int("total_timesteps", total_timesteps, 1)
         if self._lockstep is None:
             self._lockstep = _Lockstep(self.env_fn, self.n_copies, self.seed)
             self._obs = self._lockstep.reset()

@@ -39,6 +39,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 
 from designer.sb3.independent import IndependentSB3
 from designer.sb3.results import EvalRow, TransferResult
+from incentive_envs.validation import check_positive_int
 from wrappers.incentive import incentive
 from wrappers.sb3 import ALGOS, make_sb3_vec_env
 
@@ -172,12 +173,6 @@ def evaluate_agents(
     }
 
 
-def _check_positive(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
-    return int(value)
-
-
 def _train_one(
     env_fn: Callable[[], ParallelEnv],
     seed: int,
@@ -254,9 +249,9 @@ def transfer_eval(
     """
     if algo not in ALGOS:
         raise ValueError(f"algo must be one of {sorted(ALGOS)}, got {algo!r}")
-    total_timesteps = _check_positive("total_timesteps", total_timesteps)
-    n_eval_episodes = _check_positive("n_eval_episodes", n_eval_episodes)
-    n_copies = _check_positive("n_copies", n_copies)
+    total_timesteps = check_positive_int("total_timesteps", total_timesteps)
+    n_eval_episodes = check_positive_int("n_eval_episodes", n_eval_episodes)
+    n_copies = check_positive_int("n_copies", n_copies)
     seeds = [int(s) for s in seeds]
     if not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds must be distinct non-negative integers, got {seeds}")
