@@ -18,6 +18,8 @@
 |               | ``-hit_penalty`` (50) per penalty-beam hit taken                               |
 | Infos         | ``apple``, ``cleaned``, ``waste_cleared`` (int), ``fired``, ``tagged``,         |
 |               | ``present`` for every agent and step                                           |
+| Action types  | :func:`action_type` of an agent's step info: ``CLEAN`` (0), ``APPLE`` (1) or    |
+|               | ``OTHER`` (2), named by :data:`ACTION_TYPES`                                    |
 | Episode end   | truncated after ``max_steps`` (50) steps; never terminated                     |
 
 Rules (method.md §3.2, the fork of SSD used by Yang et al. 2022), one step in this order:
@@ -59,6 +61,12 @@ render_mode=None, **params)``
   ``max_cycles`` is an alias of ``max_steps``.
 - ``render_mode``: ``"rgb_array"`` (the state image upscaled by ``render_scale``) or ``"ansi"``.
 
+Action types (what a designer pays per type of action, method.md §3.2.6): :func:`action_type` classifies
+one agent's step from its infos: ``CLEAN`` if it fired the cleaning beam this step (``cleaned``), else
+``APPLE`` if it collected an apple (``apple``), else ``OTHER``. With the default maps (no penalty beam) an
+agent collects an apple exactly when its reward is positive; with the penalty beam a hit in the same step
+can make that reward negative, and the step is still an apple step.
+
 Many games at once: :class:`incentive_envs.ssd.BatchedSSD` (``make_batch`` below) runs B games with array
 inputs and outputs; game b of a batch reset with seed s equals this env reset with seed s + b. The rules run
 as Numba kernels (:mod:`incentive_envs.ssd.kernels`): the first use on a machine compiles them (about 5 s of
@@ -76,14 +84,50 @@ show the back at the top); random draws come from a per-episode counter-based st
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from collections.abc import Mapping
+from typing import Any, ClassVar, Final
 
 from pettingzoo import AECEnv
 
 from incentive_envs.ssd import BatchedSSD, make_config
 from incentive_envs.ssd.parallel import SSDParallelEnv
 
-__all__ = ["CleanupEnv", "env", "make_batch", "parallel_env", "raw_env"]
+__all__ = [
+    "ACTION_TYPES",
+    "APPLE",
+    "CLEAN",
+    "OTHER",
+    "CleanupEnv",
+    "action_type",
+    "env",
+    "make_batch",
+    "parallel_env",
+    "raw_env",
+]
+
+ACTION_TYPES: Final = ("clean", "apple", "other")
+"""Names of the action types, indexed by :data:`CLEAN`, :data:`APPLE` and :data:`OTHER`."""
+CLEAN: Final = 0
+"""Action type: the agent fired the cleaning beam this step."""
+APPLE: Final = 1
+"""Action type: the agent collected an apple this step (and did not clean)."""
+OTHER: Final = 2
+"""Action type: anything else (moves, stays, turns and penalty-beam fires without an apple)."""
+
+
+def action_type(info: Mapping[str, Any]) -> int:
+    """One agent's action type this step from its step ``infos`` entry: :data:`CLEAN` if it fired the cleaning
+    beam (``info["cleaned"]``), else :data:`APPLE` if it collected an apple (``info["apple"]``), else
+    :data:`OTHER`.
+
+    Raises:
+        KeyError: ``info`` is not a Cleanup step info (no ``cleaned`` or ``apple`` key).
+    """
+    if info["cleaned"]:
+        return CLEAN
+    if info["apple"]:
+        return APPLE
+    return OTHER
 
 
 class CleanupEnv(SSDParallelEnv):

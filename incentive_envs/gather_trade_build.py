@@ -59,11 +59,21 @@ force, per-resource market rate, price history and all open asks/bids, then for 
 escrow, labour, location, build payment, last income, last and current marginal rate
 (:func:`incentive_envs.gtb.state_feature_names`).
 
-**Infos** (every step, per agent): ``action_mask``, ``coin`` (total, after the step), ``coin_pre_tax``
-(after the components, before this step's tax and lump sum), ``labour``, ``income`` (this period so far; the
-taxed income on enactment steps), ``tax_paid``, ``lump_sum``, ``marginal_rates`` (7 rates in force),
+**Infos** (every step, per agent): the keys :data:`incentive_envs.gtb.STEP_INFO_KEYS` (its docstring says
+what each means and when): ``action_mask``, ``coin`` (total, after the step), ``coin_pre_tax`` (after the
+components, before this step's tax and lump sum), ``labour``, ``income`` (this period so far; the taxed
+income on enactment steps), ``tax_paid``, ``lump_sum``, ``marginal_rates`` (7 rates in force),
 ``tax_enacted``, ``tax_cycle_position``, and the social metrics ``productivity`` (Σ coin), ``equality``
 (1 - normalised Gini) and ``equality_times_productivity``. At reset: 40, 1 and 40 (so eq·prod/N = 10).
+
+**For designers** (beyond the PettingZoo API; :mod:`incentive_envs.gtb.schema`, re-exported here):
+:attr:`GatherTradeBuildEnv.schema` (a :class:`GTBSchema`) gives the observation and state layout and decodes
+the state (escrow coin, build payments, period start, rates in force; NumPy or torch); :func:`utility`,
+:func:`agent_reward` and :func:`period_tax` are the reward and tax rules the engine itself computes with, so
+a designer rebuilding the agents' rewards under other rates uses exactly the env's rule::
+
+    paid, lump = period_tax(income, rates, coin_pre_tax - schema.escrow_coin(next_state), config)
+    reward = agent_reward(coin_pre_tax - paid + lump, labour, utility_before, config)  # on enactment steps
 
 ### Arguments
 ``pettingzoo.make("parallel", "incentive_envs/gather_trade_build-v0", max_cycles=100,
@@ -96,9 +106,20 @@ from pettingzoo import AECEnv, ParallelEnv
 from incentive_envs.gtb.config import GTBConfig
 from incentive_envs.gtb.engine import SPATIAL_CHANNELS, BatchedGTB, GTBStep
 from incentive_envs.gtb.layout import DEFAULT_LAYOUT, MapLayout
+from incentive_envs.gtb.schema import STEP_INFO_KEYS, GTBSchema, agent_reward, period_tax, utility
 from incentive_envs.validation import check_joint_action, check_positive_int, require_started
 
-__all__ = ["GatherTradeBuildEnv", "env", "parallel_env", "raw_env"]
+__all__ = [
+    "STEP_INFO_KEYS",
+    "GTBSchema",
+    "GatherTradeBuildEnv",
+    "agent_reward",
+    "env",
+    "parallel_env",
+    "period_tax",
+    "raw_env",
+    "utility",
+]
 
 OBSERVATION_MODES: Final = ("flat", "dict")
 
@@ -166,6 +187,7 @@ class GatherTradeBuildEnv(ParallelEnv[str, Any, int], EzPickle):
         self._act_space = spaces.Discrete(n_act)
         state_low, state_high = self.sim.state_bounds()
         self.state_space = spaces.Box(state_low, state_high, dtype=np.float32)
+        self._schema = GTBSchema.of(self.sim.config, self.sim.layout)
 
     # ------------------------------------------------------------------ PettingZoo API
     @functools.cache
@@ -236,6 +258,11 @@ class GatherTradeBuildEnv(ParallelEnv[str, Any, int], EzPickle):
         pass
 
     # ------------------------------------------------------------------ tax interface and metrics
+    @property
+    def schema(self) -> GTBSchema:
+        """This game's observation/state layout and state decoders (:class:`incentive_envs.gtb.GTBSchema`)."""
+        return self._schema
+
     @property
     def tax_cycle_position(self) -> int:
         """Cycle position of the next step (1 = first step of a tax period, 10 = the enactment step)."""

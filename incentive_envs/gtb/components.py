@@ -21,9 +21,9 @@ from typing import Final
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from incentive_envs.economics import collect_and_redistribute
 from incentive_envs.gtb.config import GTBConfig
 from incentive_envs.gtb.layout import MapLayout
+from incentive_envs.gtb.rewards import period_tax
 
 __all__ = [
     "ASK",
@@ -72,10 +72,6 @@ class ActionLayout:
     @property
     def n(self) -> int:
         return 2 + 4 * self.n_prices + 4
-
-    @property
-    def market_start(self) -> int:
-        return 2
 
     @property
     def move_start(self) -> int:
@@ -252,10 +248,6 @@ class ContinuousDoubleAuction:
         delta[~self._is_market] = 0.0
         self._lut_delta = delta
 
-    def n_orders(self, s: GTBState) -> NDArray[np.int64]:
-        """(B, R, N) open orders per agent and resource."""
-        return np.count_nonzero(s.order_kind, axis=-1)
-
     def step(self, s: GTBState, actions: NDArray[np.int64], valid: NDArray[np.bool_]) -> None:
         """``valid`` is the action mask entry of each chosen action on this step's start state: for a market
         action it is exactly the creation rule above (order room, and coin for a bid or a unit for an ask)."""
@@ -293,7 +285,8 @@ class ContinuousDoubleAuction:
 
     def _match_book(self, s: GTBState, b: int, r: int) -> None:
         kind, price, created = s.order_kind[b, r].tolist(), s.order_price[b, r].tolist(), s.order_created[b, r].tolist()
-        bids, asks = [], []
+        bids: list[tuple[int, int, int, int]] = []
+        asks: list[tuple[int, int, int, int]] = []
         for i, row in enumerate(kind):
             for k, kd in enumerate(row):
                 if kd != NO_ORDER:
@@ -341,8 +334,8 @@ class ContinuousDoubleAuction:
         price = s.order_price[b, r, i, k]
         is_ask = (s.order_kind[b, r, i, k] == ASK).astype(np.int64)
         bid = 1 - is_ask
-        np.add.at(s.agent, (b, i, 0), bid * price)
-        np.add.at(s.agent, (b, i, 3), -bid * price)
+        np.add.at(s.agent[..., 0], (b, i), bid * price)
+        np.add.at(s.agent[..., 3], (b, i), -bid * price)
         np.add.at(s.agent, (b, i, 1 + r), is_ask)
         np.add.at(s.agent, (b, i, 4 + r), -is_ask)
         np.add.at(s.my_orders, (b, i, r, is_ask, price), -1.0)
@@ -423,7 +416,8 @@ class PeriodicBracketTax:
     force; without new rates the previous ones stay. At the end of every period (steps 10, 20, ...) each agent's
     income (total coin minus total coin after the last enactment) is taxed bracket by bracket, at most its
     inventory coin is collected (escrow is never touched), and the revenue is split equally among all agents.
-    The arithmetic is :func:`incentive_envs.economics.collect_and_redistribute`.
+    The arithmetic is :func:`incentive_envs.gtb.rewards.period_tax`, the function a designer rebuilding the
+    agents' rewards calls too.
     """
 
     def __init__(self, config: GTBConfig) -> None:
@@ -450,7 +444,7 @@ class PeriodicBracketTax:
         s.tax_enacted = s.tax_cycle_pos >= self.cfg.tax_period
         if s.tax_enacted:
             income = s.coin_pre_tax - s.last_coin
-            paid, share = collect_and_redistribute(income, s.rates[:, None, :], self.cutoffs, available=s.coin)
+            paid, share = period_tax(income, s.rates, s.coin, self.cfg)
             s.agent[..., 0] -= paid  # paid <= coin, so inventory coin stays >= 0 exactly
             s.agent[..., 0] += share
             s.tax_paid, s.lump_sum = paid, share

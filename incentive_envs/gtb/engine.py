@@ -1,7 +1,10 @@
 """Batched Gather-Trade-Build engine: B independent worlds stepped in lockstep with array actions.
 
 This is the only implementation of the game's step. The PettingZoo env
-(:mod:`incentive_envs.gather_trade_build`) is this engine with ``n_envs=1``.
+(:mod:`incentive_envs.gather_trade_build`) is this engine with ``n_envs=1``. Utilities, rewards and taxes are
+computed with the published rules of :mod:`incentive_envs.gtb.rewards` (:func:`~incentive_envs.gtb.utility`,
+:func:`~incentive_envs.gtb.agent_reward`, :func:`~incentive_envs.gtb.period_tax`), the functions a designer
+rebuilding the agents' rewards uses too.
 
 Each world has its own seeded generator, so world ``b`` of a batch reset with seeds ``[s_0, ..., s_{B-1}]``
 replays exactly the single env reset with seed ``s_b`` under the same actions. All of an episode's randomness
@@ -30,7 +33,7 @@ import numpy as np
 from gymnasium.utils import seeding
 from numpy.typing import ArrayLike, NDArray
 
-from incentive_envs.economics import check_rates, equality, isoelastic_utility, productivity
+from incentive_envs.economics import check_rates, equality, productivity
 from incentive_envs.gtb.components import (
     BID,
     BLOCKED_TILE,
@@ -49,6 +52,7 @@ from incentive_envs.gtb.components import (
 )
 from incentive_envs.gtb.config import GTBConfig
 from incentive_envs.gtb.layout import DEFAULT_LAYOUT, MapLayout, load_layout
+from incentive_envs.gtb.rewards import agent_reward, utility
 
 __all__ = [
     "SPATIAL_CHANNELS",
@@ -385,9 +389,8 @@ class BatchedGTB:
         if s.tax_enacted:
             self._income_obs = np.sort(s.last_income, axis=-1) / self.config.tax_period
         regenerate(s, self._source_index, self._regrow[t])
-        utility = self._utilities()
-        reward = utility - self._utility
-        self._utility = utility
+        reward = agent_reward(s.total_coin, s.labour, self._utility, self.config)
+        self._utility = self._utilities()
         return self._result(reward, done=s.timestep >= self._order.shape[0])
 
     def observe(self) -> GTBObservation:
@@ -513,8 +516,7 @@ class BatchedGTB:
 
     def _utilities(self) -> NDArray[np.float64]:
         s = self._require_state()
-        cfg = self.config
-        return isoelastic_utility(s.total_coin, s.labour, cfg.isoelastic_eta, cfg.labour_cost)
+        return utility(s.total_coin, s.labour, self.config)
 
     def _current_marginal_rate(self, s: GTBState) -> NDArray[np.float64]:
         return self.tax.marginal_rate(s, s.total_coin - s.last_coin)

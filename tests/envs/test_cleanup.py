@@ -455,3 +455,52 @@ def test_scripted_cleaner_and_greedy_harvester_matches_original() -> None:
     apples = scripted_cleaner_and_harvester(200, seed=0)
     assert abs(apples.mean() - 38.99) < 1.0, apples.mean()
     assert abs(apples.std() - 2.55) < 0.8, apples.std()
+
+
+# ----------------------------------------------------------------------------- action types (designer slots)
+
+
+def _old_action_type(info: dict, reward: float) -> int:
+    """The rule the designer used before the env published it: cleaned first, else reward > 0, else other."""
+    if info["cleaned"]:
+        return cleanup.CLEAN
+    return cleanup.APPLE if reward > 0 else cleanup.OTHER
+
+
+@pytest.mark.parametrize("map_name", ["small", "10x10"])
+def test_action_type_equals_the_reward_rule_on_random_play(map_name: str) -> None:
+    assert cleanup.ACTION_TYPES[cleanup.CLEAN] == "clean"
+    assert cleanup.ACTION_TYPES[cleanup.APPLE] == "apple"
+    assert cleanup.ACTION_TYPES[cleanup.OTHER] == "other"
+    env = cleanup.parallel_env(map_name=map_name)
+    seen = set()
+    for seed in range(6):
+        rng = np.random.default_rng(seed)
+        _, infos = env.reset(seed=seed)
+        assert {cleanup.action_type(i) for i in infos.values()} == {cleanup.OTHER}
+        while env.agents:
+            actions = {a: int(rng.integers(env.action_space(a).n)) for a in env.agents}
+            _, rewards, _, _, infos = env.step(actions)
+            for a, info in infos.items():
+                kind = cleanup.action_type(info)
+                assert kind == _old_action_type(info, rewards[a]), (seed, a, info, rewards[a])
+                assert info["apple"] == (rewards[a] > 0)  # without the penalty beam, apple <=> positive reward
+                seen.add(kind)
+    assert seen == {cleanup.CLEAN, cleanup.APPLE, cleanup.OTHER}
+
+
+def test_action_type_with_the_penalty_beam_follows_the_apple_flag() -> None:
+    """On the large map a hit can make an apple step's reward negative: the type still says apple."""
+    env = cleanup.parallel_env(map_name="large", max_steps=300)
+    rng = np.random.default_rng(0)
+    _, infos = env.reset(seed=0)
+    while env.agents:
+        actions = {a: int(rng.integers(env.action_space(a).n)) for a in env.agents}
+        _, rewards, _, _, infos = env.step(actions)
+        for a, info in infos.items():
+            kind = cleanup.action_type(info)
+            if not (info["tagged"] or info["fired"]):
+                assert kind == _old_action_type(info, rewards[a])
+            if kind == cleanup.APPLE:
+                assert info["apple"] and not info["cleaned"]
+                assert rewards[a] == 1.0 or (info["tagged"] and rewards[a] < 0)
