@@ -1,4 +1,4 @@
-"""The designer interface, the training-loop helpers every designer shares, and the two non-learning designers.
+"""The designer interface and the training-loop helpers every designer shares.
 
 Every designer exposes the payment rule the incentive wrapper applies during rollouts (``incentive``, an
 :class:`~designer.rollout.IncentivePolicy`, whose exact inputs the rollout records for recomputation), an optional
@@ -11,14 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
 from designer.batch import Batch
 from designer.config import DesignerConfig
 from designer.learners import AgentLearner, Params, detach_params, inner_update
-from designer.registry import register_algorithm
 from designer.rollout import EpisodeStats, IncentiveInputs, IncentivePolicy
 from designer.task import SlotRule, Task
 from wrappers import StepContext
@@ -26,10 +24,8 @@ from wrappers import StepContext
 __all__ = [
     "Collect",
     "Designer",
-    "FixedDesigner",
     "IncentiveCall",
     "Metrics",
-    "NoDesigner",
     "apply_grads",
     "critic_step",
     "require_finite",
@@ -138,38 +134,6 @@ def critic_step(learner: AgentLearner, batch: Batch, rewards: Tensor) -> tuple[T
         return None
     learner.update_critic(batch, rewards)
     return learner.values(batch)
-
-
-@register_algorithm("none", summary="no designer: the agents learn on env rewards alone")
-class NoDesigner(Designer):
-    """Agents learn on env rewards alone."""
-
-
-class _SlotTable(IncentiveCall):
-    """Pays ``values[slot(agent)]`` under the task's slot rule (picklable, unlike a lambda)."""
-
-    def __init__(self, values: tuple[float, ...], slot_rule: SlotRule) -> None:
-        self.values = values
-        self.slot_rule = slot_rule
-
-    def inputs(self, ctx: StepContext) -> IncentiveInputs:
-        return np.zeros(0, dtype=np.float32), self.slot_rule(ctx)
-
-    def pay(self, inputs: IncentiveInputs) -> dict[str, float]:
-        return {a: float(self.values[s]) for a, s in inputs[1].items()}
-
-
-@register_algorithm("fixed", summary="a constant incentive table (fixed_values: one payment per slot)",
-                    required=("fixed_values",))
-class FixedDesigner(Designer):
-    """A constant incentive table, one (already scaled) value per slot."""
-
-    def __init__(self, task: Task, config: DesignerConfig, generator: torch.Generator | None = None) -> None:
-        super().__init__(task, config)
-        n = task.output(config.output).n_slots
-        if len(config.fixed_values) != n:
-            raise ValueError(f"fixed_values needs {n} values for output {config.output!r}, got {config.fixed_values}")
-        self._incentive = _SlotTable(tuple(config.fixed_values), self.require_slot_rule())
 
 
 def apply_grads(

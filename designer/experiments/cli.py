@@ -55,15 +55,21 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--learner-json", default="", help="JSON dict of LearnerConfig overrides (e.g. '{\"lr\": 0.005}')")
 
 
+def _algorithms_help() -> str:
+    """One line per registered algorithm, for ``--help``."""
+    return "; ".join(f"{name}: {algorithm_entry(name).summary}" for name in algorithm_names())
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m designer", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     p_train = sub.add_parser("train", help="train one algorithm")
     _add_common(p_train)
-    p_train.add_argument("--algorithm", default="metagrad", choices=algorithm_names())
+    p_train.add_argument("--algorithm", default="metagrad", choices=algorithm_names(), help=_algorithms_help())
     p_cmp = sub.add_parser("compare", help="train several algorithms and print the results table")
     _add_common(p_cmp)
-    p_cmp.add_argument("--algorithms", nargs="+", default=["metagrad", "none"], choices=algorithm_names())
+    p_cmp.add_argument("--algorithms", nargs="+", default=["metagrad", "none"], choices=algorithm_names(),
+                       help=_algorithms_help())
     p_rep = sub.add_parser("report", help="results table and plot from the run folders of earlier train/compare runs")
     p_rep.add_argument("folder", help="a task folder written by train/compare, e.g. runs/er_n5_m2")
     p_rep.add_argument("--algorithms", nargs="+", default=None, help="subset and order of the algorithm folders")
