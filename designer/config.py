@@ -1,5 +1,7 @@
 """Validated, frozen configuration dataclasses for designers and training runs.
 
+Every field is type-checked against its annotation at construction (:func:`designer.validation.check_fields`:
+a bool is not an int, a string is not a bool, numbers are finite), then its value range is checked here.
 Comparisons are written ``not x > 0`` so that NaN is rejected too.
 """
 
@@ -10,15 +12,23 @@ from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from typing import Any, Literal
 
 from designer.registry import algorithm_entry
+from designer.validation import check_fields
 
 __all__ = [
+    "MAX_SEED",
     "DesignerConfig",
     "TrainConfig",
     "check_fraction",
+    "check_layer_sizes",
     "check_positive",
     "config_from_dict",
     "config_to_dict",
 ]
+
+
+MAX_SEED = 2**63 - 1
+"""The largest run seed: it fits a signed 64-bit integer, so ``seed + k`` (the trainer seeds several torch
+generators this way; ``torch.Generator.manual_seed`` takes at most ``2**64 - 1``) and NumPy both accept it."""
 
 
 def check_positive(name: str, value: Any) -> None:
@@ -31,6 +41,14 @@ def check_fraction(name: str, value: Any) -> None:
     """Raise ``ValueError`` unless ``value`` is a number in [0, 1]."""
     if not (isinstance(value, (int, float)) and 0 <= value <= 1):
         raise ValueError(f"{name} must be in [0, 1], got {value!r}")
+
+
+def check_layer_sizes(cfg: Any, *names: str) -> None:
+    """Raise ``ValueError`` unless every size in the tuple fields ``names`` of ``cfg`` is >= 1."""
+    for name in names:
+        sizes = getattr(cfg, name)
+        if any(size < 1 for size in sizes):
+            raise ValueError(f"{name}: layer sizes must be >= 1, got {sizes}")
 
 
 @dataclass(frozen=True)
@@ -99,37 +117,26 @@ class DesignerConfig:
     amd_clip: float = 10.0
 
     def __post_init__(self) -> None:
+        check_fields(self)
         entry = algorithm_entry(self.algorithm)
         missing = [name for name in entry.required if not getattr(self, name)]
         if missing:
             raise ValueError(f"algorithm {self.algorithm!r} needs {missing} (e.g. fixed_values: one payment per slot)")
-        choices = {
-            "output": ("action", "agent", "action_type", "agent_action_type"),
-            "cost": ("paid", "proxy", "none"),
-            "outer_reduction": ("sum", "mean"),
-            "dual_mode": ("discrete", "continuous"),
-        }
-        for name, allowed in choices.items():
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
         for name in ("scale", "lr", "cost_lr", "critic_lr", "dual_lr", "amd_lr", "amd_clip"):
             check_positive(name, getattr(self, name))
         for name in ("gamma", "critic_tau", "gae_lambda"):
             check_fraction(name, getattr(self, name))
-        if self.cost_weight is not None and not (math.isfinite(self.cost_weight) and self.cost_weight >= 0):
+        if self.cost_weight is not None and not self.cost_weight >= 0:
             raise ValueError(f"cost_weight must be a finite number >= 0 or None, got {self.cost_weight!r}")
         if self.max_grad_norm is not None:
             check_positive("max_grad_norm", self.max_grad_norm)
-        if not (math.isfinite(self.dual_entropy) and self.dual_entropy >= 0):
+        if not self.dual_entropy >= 0:
             raise ValueError(f"dual_entropy must be >= 0, got {self.dual_entropy!r}")
-        if not (math.isfinite(self.amd_cost) and self.amd_cost >= 0):
+        if not self.amd_cost >= 0:
             raise ValueError(f"amd_cost must be >= 0, got {self.amd_cost!r}")
-        if not all(math.isfinite(v) for v in (*self.fixed_values, *self.dual_values)):
-            raise ValueError("fixed_values and dual_values must be finite")
         if self.algorithm == "dual_rl" and self.dual_mode == "discrete" and len(self.dual_values) < 2:
             raise ValueError(f"dual_values needs at least two levels, got {self.dual_values}")
-        if any(h < 1 for h in (*self.hidden, *self.critic_hidden, *self.dual_hidden)):
-            raise ValueError("hidden layer sizes must be >= 1")
+        check_layer_sizes(self, "hidden", "critic_hidden", "dual_hidden")
 
 
 @dataclass(frozen=True)
@@ -165,14 +172,15 @@ class TrainConfig:
     torch_threads: int = 1
 
     def __post_init__(self) -> None:
+        check_fields(self)
         for name in ("episodes", "batch_episodes", "eval_period", "eval_episodes", "torch_threads"):
             value = getattr(self, name)
-            if not isinstance(value, int) or value < 1:
+            if value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
-        if not isinstance(self.checkpoint_period, int) or self.checkpoint_period < 0:
+        if self.checkpoint_period < 0:
             raise ValueError(f"checkpoint_period must be an integer >= 0, got {self.checkpoint_period!r}")
-        if not isinstance(self.seed, int) or self.seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {self.seed!r}")
+        if not 0 <= self.seed <= MAX_SEED:
+            raise ValueError(f"seed must be an integer in [0, 2**63 - 1] (it seeds torch and NumPy), got {self.seed}")
 
 
 def config_to_dict(cfg: Any) -> dict[str, Any]:

@@ -21,8 +21,9 @@ from torch import Tensor, nn
 from torch.func import functional_call, grad
 
 from designer.batch import Batch, discounted_returns, gae
-from designer.config import check_fraction, check_positive
+from designer.config import check_fraction, check_layer_sizes, check_positive
 from designer.networks import AgentNet
+from designer.validation import check_fields
 
 __all__ = [
     "AgentLearner",
@@ -100,12 +101,7 @@ class LearnerConfig:
     obs_scale: float = 1.0
 
     def __post_init__(self) -> None:
-        if self.kind not in ("reinforce", "actor_critic", "ppo"):
-            raise ValueError(f"kind must be 'reinforce', 'actor_critic' or 'ppo', got {self.kind!r}")
-        if self.optimizer not in ("sgd", "adam"):
-            raise ValueError(f"optimizer must be 'sgd' or 'adam', got {self.optimizer!r}")
-        if self.reduction not in ("sum", "mean"):
-            raise ValueError(f"reduction must be 'sum' or 'mean', got {self.reduction!r}")
+        check_fields(self)  # types, Literal choices and finiteness (designer.validation)
         for name in ("lr", "critic_lr", "adam_eps", "obs_scale"):
             check_positive(name, getattr(self, name))
         for name in ("gamma", "gae_lambda", "epsilon_start", "epsilon_end", "target_tau"):
@@ -120,6 +116,9 @@ class LearnerConfig:
             raise ValueError(f"adam_betas must be in [0, 1), got {self.adam_betas}")
         if self.linear_init_std is not None:
             check_positive("linear_init_std", self.linear_init_std)
+        if self.kernel < 1:
+            raise ValueError(f"kernel must be >= 1, got {self.kernel}")
+        check_layer_sizes(self, "hidden", "conv_channels", "critic_hidden")
 
     def epsilon(self, iteration: int) -> float:
         """Exploration mixing weight after ``iteration`` updates (linear anneal)."""
