@@ -104,7 +104,7 @@ from numpy.typing import ArrayLike, NDArray
 from pettingzoo import AECEnv, ParallelEnv
 
 from incentive_envs.gtb.config import GTBConfig
-from incentive_envs.gtb.engine import SPATIAL_CHANNELS, BatchedGTB, GTBStep
+from incentive_envs.gtb.engine import SPATIAL_CHANNELS, BatchedGTB, GTBStep, gym_seed
 from incentive_envs.gtb.layout import DEFAULT_LAYOUT, MapLayout
 from incentive_envs.gtb.schema import STEP_INFO_KEYS, GTBSchema, agent_reward, period_tax, utility
 from incentive_envs.validation import check_joint_action, check_positive_int, require_started
@@ -114,6 +114,7 @@ __all__ = [
     "GTBSchema",
     "GatherTradeBuildEnv",
     "agent_reward",
+    "batched_env",
     "env",
     "parallel_env",
     "period_tax",
@@ -215,7 +216,8 @@ class GatherTradeBuildEnv(ParallelEnv[str, Any, int], EzPickle):
     def reset(
         self, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
-        out = self.sim.reset(seed=seed)
+        """Start an episode; a bad ``seed`` (bool, float, string, sequence, negative) raises Gymnasium's error."""
+        out = self.sim.reset(seed=None if seed is None else gym_seed(seed))
         self.agents = list(self.possible_agents)
         self._started = True
         self._last = out
@@ -277,8 +279,9 @@ class GatherTradeBuildEnv(ParallelEnv[str, Any, int], EzPickle):
         """Rates (7 values in [0, 1]) for the next tax period; see :meth:`BatchedGTB.set_tax_rates`.
 
         Raises:
-            ValueError: wrong length or a rate outside [0, 1]. FloatingPointError: a non-finite rate.
-            RuntimeError: before reset.
+            ValueError: wrong length, a rate that is not a real number (a string, a bool; the bracket is named)
+                or outside [0, 1]. FloatingPointError: a non-finite rate.
+            RuntimeError: before reset, or after the episode ended (the rates would never apply).
         """
         self.sim.set_tax_rates(rates)
 
@@ -346,6 +349,15 @@ class GatherTradeBuildEnv(ParallelEnv[str, Any, int], EzPickle):
 def parallel_env(**kwargs: Any) -> GatherTradeBuildEnv:
     """Gather-Trade-Build as a PettingZoo ``ParallelEnv``."""
     return GatherTradeBuildEnv(**kwargs)
+
+
+def batched_env(n_envs: int, **kwargs: Any) -> Any:
+    """``n_envs`` worlds with the batched multi-agent interface of :mod:`incentive_envs.vector` (same arguments
+    as :func:`parallel_env`, flat observations only): an :class:`incentive_envs.gtb.vector.BatchedGTBEnv`, with
+    ``set_tax_rates(rates[B, 7])``; world b reset with seed s equals this env reset with seed s + b."""
+    from incentive_envs.gtb.vector import BatchedGTBEnv
+
+    return BatchedGTBEnv(parallel_env(**kwargs), n_envs)
 
 
 def raw_env(**kwargs: Any) -> AECEnv:

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
+from gymnasium import error
 from gymnasium.utils import seeding
 from numpy.typing import ArrayLike, NDArray
 
@@ -61,6 +62,7 @@ __all__ = [
     "GTBObservation",
     "GTBStep",
     "flat_feature_names",
+    "gym_seed",
     "orders_summary",
     "state_feature_names",
 ]
@@ -214,6 +216,8 @@ class BatchedGTB:
             if self.layout.water[r, c]:
                 raise ValueError(f"layout {self.layout.name!r}: start corner ({r}, {c}) is water")
         n_br = self.config.n_brackets
+        if initial_tax_rates is not None:
+            _check_rate_numbers("initial_tax_rates", initial_tax_rates)
         self.initial_tax_rates = (
             np.zeros(n_br) if initial_tax_rates is None else check_rates(initial_tax_rates, n_br)
         )
@@ -291,13 +295,16 @@ class BatchedGTB:
 
         Called when :attr:`tax_cycle_position` is 1 (right after reset or after an enactment step), the rates
         apply to the period that starts with the next step; called mid-period, they wait for the next period.
+        Rates are real numbers (Python or NumPy ints and floats): a string or a bool is refused, never converted.
 
         Raises:
-            RuntimeError: before :meth:`reset`.
-            ValueError: wrong shape or a rate outside [0, 1].
+            RuntimeError: before :meth:`reset`, or after the episode ended (no period would ever use the rates:
+                :meth:`reset` restores the initial rates).
+            ValueError: wrong shape, a rate that is not a real number (the bracket is named) or outside [0, 1].
             FloatingPointError: a non-finite rate.
         """
-        s = self._require_state()
+        s = self._require_running("set_tax_rates")
+        _check_rate_numbers("rates", rates)
         n_br = self.config.n_brackets
         arr = np.asarray(rates, dtype=np.float64)
         if arr.ndim == 1:
@@ -315,6 +322,11 @@ class BatchedGTB:
         Args:
             seed: ``None`` continues each world's generator; an int seeds world ``b`` with ``seed + b``; a
                 sequence gives one seed per world.
+
+        Raises:
+            gymnasium.error.Error: a seed that is not a non-negative integer (a bool, float or string), as
+                Gymnasium's ``seeding.np_random`` says for the other envs.
+            ValueError: a sequence with not one seed per world.
         """
         self._reseed(seed)
         cfg, b, n, t = self.config, self.n_envs, self.n_agents, self._episode_length
@@ -374,9 +386,7 @@ class BatchedGTB:
             RuntimeError: before :meth:`reset` or after the episode ended.
             ValueError: wrong shape, non-integer dtype, or an index outside ``0..49``.
         """
-        s = self._require_state()
-        if s.timestep >= self._order.shape[0]:
-            raise RuntimeError("step() called after the episode finished; call reset() first")
+        s = self._require_running("step")
         acts = self._check_actions(actions)
         t = s.timestep
         s.timestep += 1
@@ -492,16 +502,22 @@ class BatchedGTB:
             raise RuntimeError("the environment has not been reset; call reset() first")
         return self.s
 
+    def _require_running(self, call: str) -> GTBState:
+        s = self._require_state()
+        if s.timestep >= self._order.shape[0]:
+            raise RuntimeError(f"{call}() called after the episode finished; call reset() first")
+        return s
+
     def _reseed(self, seed: int | Sequence[int] | None) -> None:
         if seed is None:
             return
-        if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
-            seeds = [int(seed) + j for j in range(self.n_envs)]
-        else:
-            seeds = [int(x) for x in seed]
+        if isinstance(seed, (Sequence, np.ndarray)) and not isinstance(seed, (str, bytes)):
+            seeds = [gym_seed(x) for x in seed]
             if len(seeds) != self.n_envs:
                 raise ValueError(f"need one seed per world ({self.n_envs}), got {len(seeds)}")
-        self.rngs = [seeding.np_random(x)[0] for x in seeds]
+        else:
+            seeds = [gym_seed(seed) + j for j in range(self.n_envs)]
+        self.rngs = [seeding.np_random(x)[0] for x in seeds]  # Gymnasium's error for a negative seed
 
     def _check_actions(self, actions: ArrayLike) -> NDArray[np.int64]:
         arr = np.asarray(actions)
@@ -620,3 +636,31 @@ def orders_summary(sim: BatchedGTB, env_index: int = 0) -> list[dict[str, Any]]:
                                 "price": int(s.order_price[env_index, r, i, k]),
                                 "placed_at": int(s.order_created[env_index, r, i, k])})
     return out
+
+
+def gym_seed(seed: Any) -> int:
+    """``seed`` as an ``int`` if it is a Python or NumPy integer, else Gymnasium's seed error.
+
+    Raises ``gymnasium.error.Error`` with the message of ``gymnasium.utils.seeding.np_random``, so a bad seed
+    reads the same as in the other envs (which pass theirs to it); unlike it, a ``bool`` is refused too.
+    Negative seeds are left to ``np_random``.
+    """
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)):
+        raise error.Error(f"Seed must be a python integer, actual type: {type(seed)}")
+    return int(seed)
+
+
+def _check_rate_numbers(name: str, rates: Any) -> None:
+    """Raise ``ValueError`` naming the first rate (bracket, and world for a 2-D batch) that is not a real number.
+
+    ``np.asarray(rates, dtype=float)`` would silently read ``"0.1"`` as 0.1 and ``True`` as 1.0; shapes are
+    checked later.
+    """
+    arr = np.asarray(rates, dtype=object) if isinstance(rates, (list, tuple)) else np.asarray(rates)
+    if arr.dtype.kind in "iuf" or arr.ndim not in (1, 2):
+        return
+    for index, rate in np.ndenumerate(arr):
+        if np.asarray(rate).dtype.kind not in "iuf":
+            where = f"bracket {index[-1]}" if arr.ndim == 1 else f"world {index[0]}, bracket {index[1]}"
+            raise ValueError(f"{name}: the rate of {where} must be a real number, got {rate!r} "
+                             f"({type(rate).__name__})")

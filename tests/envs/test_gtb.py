@@ -409,6 +409,101 @@ def test_rates_take_effect_at_the_next_period_and_validation():
         env.set_tax_rates([0.1] * 6 + [float("nan")])
 
 
+@pytest.mark.parametrize(
+    ("rates", "match"),
+    [
+        (["0.1"] * 7, "bracket 0 .*'0.1' \\(str\\)"),
+        ([0.1] * 6 + [True], "bracket 6 .*True \\(bool\\)"),
+        ([0.1, False] + [0.1] * 5, "bracket 1 .*False"),
+        ([0.1] * 6 + [None], "bracket 6 .*None"),
+        ([0.1] * 3 + [0.2j] + [0.1] * 3, "bracket 3"),
+        (np.ones(7, dtype=bool), "bracket 0 .*bool"),
+        (np.array(["0.1"] * 7), "bracket 0 .*str"),
+    ],
+)
+def test_set_tax_rates_rejects_non_numbers_naming_the_bracket(rates, match):
+    env = gtb_mod.parallel_env()
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match=match):
+        env.set_tax_rates(rates)
+    assert env.sim.s is not None and not env.sim.s.has_pending.any()  # nothing was set
+    sim = BatchedGTB(2)
+    sim.reset(seed=0)
+    with pytest.raises(ValueError, match="world 1, bracket 6"):
+        sim.set_tax_rates([[0.1] * 7, [0.1] * 6 + ["x"]])
+    with pytest.raises(ValueError, match="initial_tax_rates: the rate of bracket"):
+        BatchedGTB(1, initial_tax_rates=rates)
+
+
+@pytest.mark.parametrize(
+    "rates", [[0] * 7, [1] * 7, np.zeros(7, dtype=np.int64), np.full(7, 0.5, dtype=np.float32), (0.1,) * 7,
+              [np.float64(0.2)] * 7, [np.int32(0)] * 7],
+)
+def test_set_tax_rates_takes_any_real_numbers(rates):
+    env = gtb_mod.parallel_env()
+    env.reset(seed=0)
+    env.set_tax_rates(rates)
+    _, _, _, _, infos = env.step(dict.fromkeys(env.agents, 0))
+    assert infos["agent_0"]["marginal_rates"].tolist() == np.asarray(rates, dtype=np.float64).tolist()
+
+
+def test_set_tax_rates_after_the_episode_ended_raises():
+    """The rates could never apply (reset restores the initial rates), so they are not silently dropped."""
+    env = gtb_mod.parallel_env(max_cycles=3)
+    env.reset(seed=0)
+    while env.agents:
+        env.step(dict.fromkeys(env.agents, 0))
+    with pytest.raises(RuntimeError, match=r"episode finished.*reset"):
+        env.set_tax_rates([0.1] * 7)
+    env.reset(seed=0)
+    env.set_tax_rates([0.1] * 7)  # a fresh episode takes them
+    sim = BatchedGTB(2)
+    sim.set_episode_length(1)
+    sim.reset(seed=0)
+    sim.step(np.zeros((2, 4), dtype=np.int64))
+    with pytest.raises(RuntimeError, match="episode finished"):
+        sim.set_tax_rates([0.1] * 7)
+
+
+@pytest.mark.parametrize("seed", [1.5, True, False, "abc", np.float64(2.0), -1, [3]])
+def test_reset_rejects_bad_seeds_with_gymnasiums_error(seed):
+    """Like the other envs (Gymnasium's ``seeding.np_random``): ``gymnasium.error.Error`` naming the seed's type."""
+    env = gtb_mod.parallel_env()
+    with pytest.raises(gymnasium.error.Error, match="Seed must be"):
+        env.reset(seed=seed)
+
+
+@pytest.mark.parametrize("seed", [1.5, True, "abc", [0, 1.5], [0, True], ["a", "b"], {0: 1}])
+def test_batched_reset_rejects_bad_seeds(seed):
+    sim = BatchedGTB(2)
+    with pytest.raises(gymnasium.error.Error, match="Seed must be"):
+        sim.reset(seed=seed)
+    with pytest.raises(ValueError, match="one seed per world"):
+        sim.reset(seed=[0, 1, 2])
+
+
+def test_reset_seed_matches_other_envs_message():
+    from incentive_envs import escape_room
+
+    for seed in (1.5, "abc", -1):
+        with pytest.raises(gymnasium.error.Error) as ours:
+            gtb_mod.parallel_env().reset(seed=seed)
+        with pytest.raises(gymnasium.error.Error) as theirs:
+            escape_room.parallel_env().reset(seed=seed)
+        assert str(ours.value) == str(theirs.value)
+
+
+def test_integer_seeds_still_work():
+    env = gtb_mod.parallel_env()
+    a, _ = env.reset(seed=3)
+    b, _ = env.reset(seed=np.int64(3))
+    c, _ = env.reset(seed=2**70)
+    assert all(np.array_equal(a[k], b[k]) for k in a) and set(c) == set(a)
+    sim = BatchedGTB(2)
+    sim.reset(seed=(5, np.int64(6)))
+    sim.reset(seed=np.array([5, 6]))
+
+
 # --------------------------------------------------------------------------- rewards, infos, state
 def test_reward_is_utility_change_and_rebuildable_from_infos():
     env = gtb_mod.parallel_env()
