@@ -3,7 +3,9 @@
 Every function here works unchanged on NumPy arrays and on torch tensors: it only uses operations both
 support (arithmetic, broadcasting, ``.clip(min=...)``, ``.clip(max=...)``, ``.sum(-1)``, ``abs``). The env
 computes taxes in NumPy, and the differentiable tax designer recomputes the very same formula in torch with
-gradients; there is one implementation so the two cannot drift apart.
+gradients; there is one implementation so the two cannot drift apart. Each formula is a private function
+generic in :data:`Array`, so mypy checks it once for NumPy and once for torch; the public function picks the
+kind (a torch tensor if an input is one, else a float64 NumPy array) and calls it.
 
 References are to the reimplementation spec ``method.md``: §3.3.2/§3.3.10 (PeriodicBracketTax), §2.5
 (in-graph reward) and §3.3.6 (utility and social metrics).
@@ -13,14 +15,19 @@ from __future__ import annotations
 
 import math
 import sys
-from collections.abc import Sequence
-from typing import Any, Final, TypeVar
+from typing import TYPE_CHECKING, Final, TypeAlias, TypeVar, overload
 
 import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+if TYPE_CHECKING:
+    import torch
+    from typing_extensions import TypeIs
 
 __all__ = [
     "US_FEDERAL_2018_CUTOFFS",
     "US_FEDERAL_2018_RATES",
+    "Array",
     "bracket_sizes",
     "bracket_tax",
     "check_cutoffs",
@@ -33,7 +40,11 @@ __all__ = [
     "productivity",
 ]
 
-Array = TypeVar("Array")  # np.ndarray or torch.Tensor: every function returns the type it was given
+Array = TypeVar("Array", "NDArray[np.float64]", "torch.Tensor")
+"""A float64 NumPy array or a torch tensor, one kind per call: a formula generic in it returns the kind it got."""
+
+ArrayInput: TypeAlias = "ArrayLike | torch.Tensor"
+"""What the public functions accept: a torch tensor, a NumPy array, or anything NumPy converts (floats, lists)."""
 
 US_FEDERAL_2018_CUTOFFS: Final[tuple[float, ...]] = (0.0, 9.7, 39.475, 84.2, 160.725, 204.1, 510.3)
 """Lower edge of each 2018 US federal single-filer bracket in coin (USD / 1000, method.md §3.3.2)."""
@@ -45,12 +56,12 @@ GINI_EPS: Final = 1e-10
 """Added to the Gini denominator so that all-zero endowments give Gini 0 (as Foundation's ``get_gini``)."""
 
 
-def _is_torch(x: Any) -> bool:
+def _is_torch(x: object) -> TypeIs[torch.Tensor]:
     torch = sys.modules.get("torch")  # a tensor can only exist if torch is already imported
     return torch is not None and isinstance(x, torch.Tensor)
 
 
-def _like(values: Any, ref: Any) -> Any:
+def _like(values: ArrayInput, ref: Array) -> Array:
     """``values`` as an array of the same kind (NumPy or torch, dtype, device) as ``ref``."""
     if _is_torch(ref):
         import torch
@@ -59,12 +70,12 @@ def _like(values: Any, ref: Any) -> Any:
     return np.asarray(values, dtype=np.result_type(np.asarray(ref).dtype, np.float64))
 
 
-def _as_array(x: Any) -> Any:
-    """Tensors stay tensors; anything else (floats, lists) becomes a float64 NumPy array."""
-    return x if _is_torch(x) or isinstance(x, np.ndarray) else np.asarray(x, dtype=np.float64)
+def _as_numpy(x: ArrayLike) -> NDArray[np.float64]:
+    """NumPy arrays stay as they are; anything else (floats, lists) becomes a float64 NumPy array."""
+    return x if isinstance(x, np.ndarray) else np.asarray(x, dtype=np.float64)
 
 
-def check_cutoffs(cutoffs: Sequence[float] | Any) -> np.ndarray:
+def check_cutoffs(cutoffs: ArrayInput) -> NDArray[np.float64]:
     """Validate bracket cutoffs and return them as a float64 array.
 
     Raises:
@@ -82,7 +93,7 @@ def check_cutoffs(cutoffs: Sequence[float] | Any) -> np.ndarray:
     return cut
 
 
-def check_rates(rates: Sequence[float] | Any, n_brackets: int, low: float = 0.0, high: float = 1.0) -> np.ndarray:
+def check_rates(rates: ArrayInput, n_brackets: int, low: float = 0.0, high: float = 1.0) -> NDArray[np.float64]:
     """Validate one vector of marginal rates (one per bracket) and return it as a float64 array.
 
     Raises:
@@ -99,13 +110,21 @@ def check_rates(rates: Sequence[float] | Any, n_brackets: int, low: float = 0.0,
     return r
 
 
-def bracket_sizes(cutoffs: Sequence[float] | Any) -> np.ndarray:
+def bracket_sizes(cutoffs: ArrayInput) -> NDArray[np.float64]:
     """Width of each bracket: the gaps between cutoffs, and ``inf`` for the unbounded top bracket."""
     cut = check_cutoffs(cutoffs)
     return np.append(np.diff(cut), math.inf)
 
 
-def bracket_tax(income: Array, rates: Any, cutoffs: Sequence[float] | Any = US_FEDERAL_2018_CUTOFFS) -> Array:
+@overload
+def bracket_tax(income: torch.Tensor, rates: ArrayInput, cutoffs: ArrayInput = ...) -> torch.Tensor: ...
+@overload
+def bracket_tax(income: ArrayInput, rates: torch.Tensor, cutoffs: ArrayInput = ...) -> torch.Tensor: ...
+@overload
+def bracket_tax(income: ArrayLike, rates: ArrayLike, cutoffs: ArrayInput = ...) -> NDArray[np.float64]: ...
+def bracket_tax(
+    income: ArrayInput, rates: ArrayInput, cutoffs: ArrayInput = US_FEDERAL_2018_CUTOFFS
+) -> NDArray[np.float64] | torch.Tensor:
     """Progressive bracket tax: ``sum_b rate_b * clip(income - cut_b, 0, size_b)`` (method.md §3.3.10).
 
     Income below zero pays nothing; the top bracket is unbounded.
@@ -121,38 +140,60 @@ def bracket_tax(income: Array, rates: Any, cutoffs: Sequence[float] | Any = US_F
     Raises:
         ValueError: invalid cutoffs, or ``rates`` whose last axis is not the number of brackets.
     """
-    if _is_torch(rates) and not _is_torch(income):
-        income = _like(income, rates)
-    income = _as_array(income)
+    if _is_torch(rates):  # the income joins tensor rates (their dtype and device) unless it is a tensor itself
+        return _bracket_tax(income if _is_torch(income) else _like(income, rates), rates, cutoffs)
+    if _is_torch(income):
+        return _bracket_tax(income, rates, cutoffs)
+    return _bracket_tax(_as_numpy(income), rates, cutoffs)
+
+
+def _bracket_tax(income: Array, rates: ArrayInput, cutoffs: ArrayInput) -> Array:
     cut = check_cutoffs(cutoffs)
-    rates = rates if _is_torch(rates) else _like(rates, income)
-    if rates.shape[-1:] != (cut.size,):
-        raise ValueError(
-            f"rates must have {cut.size} entries on the last axis (one per bracket), got {tuple(rates.shape)}"
-        )
+    r = rates if _is_torch(rates) else _like(rates, income)
+    if r.shape[-1:] != (cut.size,):
+        raise ValueError(f"rates must have {cut.size} entries on the last axis (one per bracket), got {tuple(r.shape)}")
     above_cut = (income[..., None] - _like(cut, income)).clip(min=0.0)
     in_bracket = above_cut.clip(max=_like(bracket_sizes(cut), income))
-    return (in_bracket * rates).sum(-1)
+    return (in_bracket * r).sum(-1)
 
 
-def lump_sum(taxes: Array) -> Array:
+@overload
+def lump_sum(taxes: torch.Tensor) -> torch.Tensor: ...
+@overload
+def lump_sum(taxes: ArrayLike) -> NDArray[np.float64]: ...
+def lump_sum(taxes: ArrayInput) -> NDArray[np.float64] | torch.Tensor:
     """Equal redistribution of the revenue over the last axis: every agent gets ``sum(taxes) / N``.
 
     Foundation returns the revenue of each tax period as an equal lump sum to all agents (method.md §3.3.2).
     """
-    taxes = _as_array(taxes)
+    return _lump_sum(taxes) if _is_torch(taxes) else _lump_sum(_as_numpy(taxes))
+
+
+def _lump_sum(taxes: Array) -> Array:
     n = taxes.shape[-1]
     if n == 0:
         raise ValueError("lump_sum needs at least one agent on the last axis")
     return taxes * 0.0 + taxes.sum(-1)[..., None] / n
 
 
+@overload
 def collect_and_redistribute(
-    income: Array,
-    rates: Any,
-    cutoffs: Sequence[float] | Any = US_FEDERAL_2018_CUTOFFS,
-    available: Any = None,
-) -> tuple[Array, Array]:
+    income: torch.Tensor, rates: ArrayInput, cutoffs: ArrayInput = ..., available: ArrayInput | None = ...
+) -> tuple[torch.Tensor, torch.Tensor]: ...
+@overload
+def collect_and_redistribute(
+    income: ArrayInput, rates: torch.Tensor, cutoffs: ArrayInput = ..., available: ArrayInput | None = ...
+) -> tuple[torch.Tensor, torch.Tensor]: ...
+@overload
+def collect_and_redistribute(
+    income: ArrayLike, rates: ArrayLike, cutoffs: ArrayInput = ..., available: ArrayInput | None = ...
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]: ...
+def collect_and_redistribute(
+    income: ArrayInput,
+    rates: ArrayInput,
+    cutoffs: ArrayInput = US_FEDERAL_2018_CUTOFFS,
+    available: ArrayInput | None = None,
+) -> tuple[NDArray[np.float64], NDArray[np.float64]] | tuple[torch.Tensor, torch.Tensor]:
     """Tax each agent (last axis = agents), then return the revenue as an equal lump sum.
 
     With ``available`` (the coin each agent holds in its inventory) the amount collected is
@@ -161,20 +202,37 @@ def collect_and_redistribute(
 
     Returns:
         ``(paid, share)``: each agent's tax actually collected and its lump-sum share, same shape as
-        ``income``; ``paid.sum(-1) == share.sum(-1)`` up to rounding.
+        ``income``, torch tensors if ``income`` or ``rates`` is one; ``paid.sum(-1) == share.sum(-1)`` up to
+        rounding.
     """
     due = bracket_tax(income, rates, cutoffs)
+    if _is_torch(due):
+        return _collect(due, available)
+    return _collect(due, available)  # the same formula; mypy checks it for each kind
+
+
+def _collect(due: Array, available: ArrayInput | None) -> tuple[Array, Array]:
     if available is None:
-        return due, lump_sum(due)
+        return due, _lump_sum(due)
     paid = due.clip(max=available if _is_torch(available) else _like(available, due))
-    return paid, lump_sum(paid)
+    return paid, _lump_sum(paid)
 
 
-def isoelastic_utility(coin: Array, labour: Any, eta: float = 0.23, labour_cost: float = 0.21) -> Array:
+@overload
+def isoelastic_utility(
+    coin: torch.Tensor, labour: ArrayInput, eta: float = ..., labour_cost: float = ...
+) -> torch.Tensor: ...
+@overload
+def isoelastic_utility(
+    coin: ArrayLike, labour: ArrayLike, eta: float = ..., labour_cost: float = ...
+) -> NDArray[np.float64]: ...
+def isoelastic_utility(
+    coin: ArrayInput, labour: ArrayInput, eta: float = 0.23, labour_cost: float = 0.21
+) -> NDArray[np.float64] | torch.Tensor:
     """Agent utility ``(max(c, 0.01)^(1-eta) - 1) / (1-eta) - labour_cost * L`` (method.md §2.5, §3.3.6).
 
     ``coin`` is total coin (inventory + escrow) and ``labour`` the cumulative labour. The GTB agent's reward
-    is the change of this utility between steps.
+    is the change of this utility between steps. The result is a torch tensor if ``coin`` is one.
 
     Raises:
         ValueError: ``eta`` is 1 (the formula's singular point), negative or not finite, or ``labour_cost`` is
@@ -184,37 +242,60 @@ def isoelastic_utility(coin: Array, labour: Any, eta: float = 0.23, labour_cost:
         raise ValueError(f"eta must be finite, >= 0 and != 1, got {eta!r}")
     if not (math.isfinite(labour_cost) and labour_cost >= 0.0):
         raise ValueError(f"labour_cost must be finite and >= 0, got {labour_cost!r}")
-    coin = _as_array(coin)
-    labour = labour if _is_torch(labour) else _like(labour, coin)
-    return (coin.clip(min=0.01) ** (1.0 - eta) - 1.0) / (1.0 - eta) - labour_cost * labour
+    if _is_torch(coin):
+        return _isoelastic_utility(coin, labour, eta, labour_cost)
+    return _isoelastic_utility(_as_numpy(coin), labour, eta, labour_cost)
 
 
-def productivity(coin: Array) -> Array:
+def _isoelastic_utility(coin: Array, labour: ArrayInput, eta: float, labour_cost: float) -> Array:
+    lab = labour if _is_torch(labour) else _like(labour, coin)
+    return (coin.clip(min=0.01) ** (1.0 - eta) - 1.0) / (1.0 - eta) - labour_cost * lab
+
+
+@overload
+def productivity(coin: torch.Tensor) -> torch.Tensor: ...
+@overload
+def productivity(coin: ArrayLike) -> NDArray[np.float64]: ...
+def productivity(coin: ArrayInput) -> NDArray[np.float64] | torch.Tensor:
     """Total coin over the last (agent) axis: ``sum_i c_i`` (method.md §3.3.6)."""
-    return _as_array(coin).sum(-1)
+    return coin.sum(-1) if _is_torch(coin) else _as_numpy(coin).sum(-1)
 
 
-def gini(coin: Array) -> Array:
+@overload
+def gini(coin: torch.Tensor) -> torch.Tensor: ...
+@overload
+def gini(coin: ArrayLike) -> NDArray[np.float64]: ...
+def gini(coin: ArrayInput) -> NDArray[np.float64] | torch.Tensor:
     """Gini over the last (agent) axis: ``sum_ij |c_i - c_j| / (2 N sum_i c_i)`` (method.md §3.3.6).
 
     This is method.md's Gini, before the ``N / (N - 1)`` small-population correction of :func:`equality`.
 
     :data:`GINI_EPS` is added to the denominator so that all-zero endowments give 0 rather than NaN.
     """
-    c = _as_array(coin)
+    return _gini(coin) if _is_torch(coin) else _gini(_as_numpy(coin))
+
+
+def _gini(c: Array) -> Array:
     n = c.shape[-1]
     diff = abs(c[..., :, None] - c[..., None, :]).sum(-1).sum(-1)
     return diff / (2.0 * n * c.sum(-1) + GINI_EPS)
 
 
-def equality(coin: Array) -> Array:
+@overload
+def equality(coin: torch.Tensor) -> torch.Tensor: ...
+@overload
+def equality(coin: ArrayLike) -> NDArray[np.float64]: ...
+def equality(coin: ArrayInput) -> NDArray[np.float64] | torch.Tensor:
     """``1 - Gini * N / (N - 1)``: 1 for equal endowments, 0 when one agent has everything (method.md §3.3.6).
 
     Raises:
         ValueError: fewer than two agents (equality is undefined).
     """
-    c = _as_array(coin)
+    return _equality(coin) if _is_torch(coin) else _equality(_as_numpy(coin))
+
+
+def _equality(c: Array) -> Array:
     n = c.shape[-1]
     if n < 2:
         raise ValueError(f"equality needs at least 2 agents on the last axis, got {n}")
-    return 1.0 - gini(c) * n / (n - 1)
+    return 1.0 - _gini(c) * n / (n - 1)

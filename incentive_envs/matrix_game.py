@@ -50,7 +50,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Final
+from typing import Any, Final
 
 import numpy as np
 from gymnasium import spaces
@@ -84,12 +84,13 @@ def _finite_table(payoffs: ArrayLike) -> NDArray[np.float64]:
     return table
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, init=False)
 class MatrixGame:
     """A stage game: payoff table, its form and the action names; validated on construction.
 
     Args:
-        payoffs: the payoff table (see the module docstring for both forms).
+        payoffs: the payoff table (see the module docstring for both forms): an array or nested sequences,
+            stored as a read-only float64 array.
         symmetric: whether ``payoffs`` is the compact symmetric form.
         action_names: one name per action (all players must then have the same number of actions);
             default ``"0"``, ``"1"``, ...
@@ -97,17 +98,24 @@ class MatrixGame:
     """
 
     payoffs: NDArray[np.float64]
-    symmetric: bool = False
-    action_names: tuple[str, ...] | None = None
-    name: str = "matrix_game"
+    symmetric: bool
+    action_names: tuple[str, ...] | None
+    name: str
     n_agents: int = field(init=False)
     n_actions: tuple[int, ...] = field(init=False)
 
-    def __post_init__(self) -> None:
-        table = _finite_table(self.payoffs)
-        if not isinstance(self.symmetric, (bool, np.bool_)):
-            raise ValueError(f"symmetric must be a bool, got {self.symmetric!r}")
-        if self.symmetric:
+    def __init__(
+        self,
+        payoffs: ArrayLike,
+        symmetric: bool = False,
+        action_names: Sequence[str] | None = None,
+        name: str = "matrix_game",
+    ) -> None:
+        # A hand-written __init__ (the dataclass keeps repr and frozenness): it takes any array-like table.
+        table = _finite_table(payoffs)
+        if not isinstance(symmetric, (bool, np.bool_)):
+            raise ValueError(f"symmetric must be a bool, got {symmetric!r}")
+        if symmetric:
             k = table.shape[0] if table.ndim else 0
             if table.ndim < 2 or table.ndim != k or len(set(table.shape[1:])) != 1 or table.shape[1] < 2:
                 raise ValueError(
@@ -124,20 +132,20 @@ class MatrixGame:
                     "symmetric form)"
                 )
             n_actions = tuple(int(k) for k in table.shape[:-1])
-        names = self.action_names
+        names = None if action_names is None else tuple(action_names)
         if names is not None:
-            names = tuple(names)
             shared = len(set(n_actions)) == 1 and len(names) == n_actions[0]
             if not shared or not all(isinstance(n, str) for n in names):
                 raise ValueError(
                     f"action_names must be {n_actions[0]} strings shared by all players (actions per player: "
-                    f"{n_actions}); got {self.action_names!r}"
+                    f"{n_actions}); got {action_names!r}"
                 )
-        if not isinstance(self.name, str) or not self.name.isidentifier():
-            raise ValueError(f"name must be a Python identifier, got {self.name!r}")
+        if not isinstance(name, str) or not name.isidentifier():
+            raise ValueError(f"name must be a Python identifier, got {name!r}")
         object.__setattr__(self, "payoffs", table)
-        object.__setattr__(self, "symmetric", bool(self.symmetric))
+        object.__setattr__(self, "symmetric", bool(symmetric))
         object.__setattr__(self, "action_names", names)
+        object.__setattr__(self, "name", name)
         object.__setattr__(self, "n_agents", int(n_agents))
         object.__setattr__(self, "n_actions", n_actions)
 
@@ -207,7 +215,8 @@ class MatrixGame:
             if sum(tail) <= n - 1:
                 counts = (n - 1 - sum(tail), *tail)
                 for own in range(k):
-                    table[(own, *tail)] = fn(own, counts)
+                    cell = (own, *tail)  # mypy (target 3.10) mistakes table[(own, *tail)] for 3.11's table[own, *tail]
+                    table[cell] = fn(own, counts)
         return cls(table, symmetric=True, action_names=action_names, name=name)
 
     def rewards(self, joint_action: Sequence[int]) -> NDArray[np.float64]:
@@ -228,7 +237,8 @@ class MatrixGame:
 class MatrixGameEnv(ParallelEnv[str, NDArray[np.float32], int], EzPickle):
     """A :class:`MatrixGame` repeated for ``max_cycles`` rounds; see the module docstring."""
 
-    metadata: ClassVar[dict[str, Any]] = {
+    # Not a ClassVar: every env sets its own copy, named after its game.
+    metadata: dict[str, Any] = {
         "name": "matrix_game_v0",
         "render_modes": ["ansi"],
         "is_parallelizable": True,
@@ -260,7 +270,7 @@ class MatrixGameEnv(ParallelEnv[str, NDArray[np.float32], int], EzPickle):
         self._act_space_of = dict(zip(self.possible_agents, self._act_spaces, strict=True))
         # Block j of the global encoding covers player j's k_j actions plus the "no previous round" slot k_j.
         sizes = np.array(game.n_actions) + 1
-        self._offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+        self._offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]], dtype=np.int64)
         self._no_previous = self._offsets + sizes - 1
         blocks = [np.arange(o, o + s) for o, s in zip(self._offsets, sizes, strict=True)]
         # Row i reorders the global encoding to player i's view: own block, then the others in index order.

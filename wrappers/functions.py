@@ -209,7 +209,7 @@ class ModuleIncentive:
             return {a: _discrete_index(a, ctx.actions[a], ctx.action_spaces[a]) for a in ctx.agents}
         if self.slots == "agent":
             return {a: ctx.possible_agents.index(a) for a in ctx.agents}
-        custom = dict(self.slots(ctx))  # type: ignore[operator]
+        custom = dict(self.slots(ctx))
         if set(custom) != set(ctx.agents):
             raise KeyError(f"slots(ctx) must name exactly the acting agents {list(ctx.agents)}, got {sorted(custom)}")
         return {a: int(custom[a]) for a in ctx.agents}

@@ -98,7 +98,7 @@ class BlackDeath(BaseParallelWrapper):
         self._ended = {}
         return {a: obs[a] if a in obs else self._ghost_obs(a) for a in self.agents}, dict(infos)
 
-    def step(self, actions: dict[str, Any]) -> tuple[dict[str, Any], ...]:  # type: ignore[override]
+    def step(self, actions: dict[str, Any]) -> tuple[dict[str, Any], ...]:
         if not self.agents:
             raise RuntimeError(
                 "BlackDeath.step() called before reset() or after the episode finished; call reset()"
@@ -159,7 +159,7 @@ class SB3VecEnv(VecEnv):
         self._seeds = [self._pending_seed + k // self.n_agents for k in range(self.num_envs)]
         return list(self._seeds)
 
-    def reset(self, seed: int | None = None) -> np.ndarray:  # type: ignore[override]
+    def reset(self, seed: int | None = None) -> np.ndarray:
         """Reset every copy; ``seed`` (or the one from :meth:`seed`) seeds copy ``i`` with ``seed + i``."""
         if seed is not None or (self._pending_seed is None and not self._ever_reset):
             self.seed(seed)  # first reset without a seed: distinct entropy seeds rather than identical clones

@@ -166,7 +166,7 @@ class TaxWrapper(ParallelCore, BaseParallelWrapper):
     def _shares(self, taxes: np.ndarray) -> np.ndarray:
         if self.redistribution == "equal":
             return lump_sum(taxes)
-        shares = np.asarray(self.redistribution(taxes.copy()), dtype=np.float64)  # type: ignore[operator]
+        shares = np.asarray(self.redistribution(taxes.copy()), dtype=np.float64)
         if shares.shape != taxes.shape:
             raise ValueError(f"redistribution returned shape {shares.shape}, expected {taxes.shape}")
         if not np.isfinite(shares).all():

@@ -252,7 +252,7 @@ def reset_games(
     taken = np.empty(ns, dtype=np.bool_)
     no_beams = np.empty(0, dtype=np.int64)
     no_codes = np.empty(0, dtype=np.uint8)
-    n_beam = np.int64(0)
+    n_beam = 0
     for b in range(n_games):
         key = keys[b]
         for k in range(base.shape[0]):
@@ -521,7 +521,7 @@ def step_games(
                 occ[p_b[i]] = i
             flags[FLAG_APPLE, b, i] = eaten
             hits[i] = 0
-        n_beam = np.int64(0)
+        n_beam = 0
         for i in range(n):  # beams in agent order: the map changes after each agent's beam
             is_clean = present_b[i] and a_b[i] == ip[I_CLEAN]
             is_fire = present_b[i] and a_b[i] == ip[I_FIRE]

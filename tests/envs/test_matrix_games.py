@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from types import ModuleType
 
@@ -189,6 +190,19 @@ def test_tables_are_read_only_copies() -> None:
     assert game.payoffs[0, 0, 0] == 1.0
     with pytest.raises(ValueError, match="read-only"):
         game.payoffs[0, 0, 0] = 5.0
+
+
+def test_game_takes_nested_sequences_and_stays_a_frozen_dataclass() -> None:
+    """Any array-like table and any sequence of names; the fields are normalised, frozen and ``replace``-able."""
+    game = MatrixGame([[[3, 3], [0, 5]], [[5, 0], [1, 1]]], action_names=["C", "D"], name="pd")
+    assert game.payoffs.dtype == np.float64 and game.action_names == ("C", "D")
+    assert (game.symmetric, game.name, game.n_agents, game.n_actions) == (False, "pd", 2, (2, 2))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        game.name = "other"  # type: ignore[misc]  # the frozen dataclass refuses it, as tested here
+    renamed = dataclasses.replace(game, name="renamed")
+    assert (renamed.name, renamed.action_names, renamed.n_actions) == ("renamed", ("C", "D"), (2, 2))
+    np.testing.assert_array_equal(renamed.payoffs, game.payoffs)
+    assert [f.name for f in dataclasses.fields(game)][:4] == ["payoffs", "symmetric", "action_names", "name"]
 
 
 def test_ansi_render() -> None:

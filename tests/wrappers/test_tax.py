@@ -100,6 +100,25 @@ def test_utility_and_social_metrics_by_hand() -> None:
     assert gini(np.zeros(3)) == 0.0
 
 
+def test_a_tensor_input_gives_a_tensor_otherwise_numpy() -> None:
+    """Tensor rates make NumPy or list income a tensor of their dtype (keeping the gradient); else NumPy float64."""
+    rates = torch.tensor(US, dtype=torch.float32, requires_grad=True)
+    due = bracket_tax(np.array([50.0, 5.0]), rates)
+    assert isinstance(due, torch.Tensor) and due.dtype == torch.float32 and due.requires_grad
+    paid, share = collect_and_redistribute([50.0, 5.0], rates, available=[1.0, 100.0])
+    assert isinstance(paid, torch.Tensor) and isinstance(share, torch.Tensor) and paid.requires_grad
+    assert isinstance(bracket_tax(torch.tensor([50.0], dtype=torch.float64), US), torch.Tensor)
+    numpy_due = bracket_tax([50.0, 5.0], US)
+    assert isinstance(numpy_due, np.ndarray) and numpy_due.dtype == np.float64
+    assert bracket_tax(5.0, US) == pytest.approx(0.5)  # a float in: a NumPy scalar out
+    assert isinstance(isoelastic_utility(torch.tensor([10.0]), [0.0]), torch.Tensor)
+    assert isinstance(isoelastic_utility([10.0], [0.0]), np.ndarray)
+    for fn in (lump_sum, productivity, gini, equality):
+        assert isinstance(fn(torch.tensor([[1.0, 3.0]])), torch.Tensor), fn.__name__
+        out = fn([[1.0, 3.0]])
+        assert isinstance(out, np.ndarray) and out.dtype == np.float64, fn.__name__
+
+
 @pytest.mark.parametrize(
     ("call", "error", "match"),
     [
