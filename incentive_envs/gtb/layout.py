@@ -104,7 +104,7 @@ def load_layout(layout: str | Path | MapLayout = DEFAULT_LAYOUT) -> MapLayout:
         return layout
     name = str(layout)
     if name in packaged_layouts():
-        text = resources.files("incentive_envs.gtb").joinpath("maps", f"{name}.txt").read_text()
+        text = (resources.files("incentive_envs.gtb") / "maps" / f"{name}.txt").read_text()
         return parse_layout(text, name)
     path = Path(name)
     if path.is_file():

@@ -20,16 +20,15 @@ same step's reward.
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 
-from incentive_envs.economics import collect_and_redistribute, isoelastic_utility
+from incentive_envs.economics import Array, collect_and_redistribute, isoelastic_utility
 from incentive_envs.gtb.config import GTBConfig
 
 __all__ = ["agent_reward", "period_tax", "utility"]
 
-Array = TypeVar("Array")  # np.ndarray or torch.Tensor: every function returns the kind it was given
 
 
 def utility(coin: Array, labour: Any, config: GTBConfig) -> Array:
