@@ -128,6 +128,13 @@ def test_spec_expands_to_resolved_trials_and_round_trips():
         ({"seeds": 0}, ValueError, "count must be >= 1"),
         ({"max_retries": -1}, ValueError, "max_retries must be an integer >= 0"),
         ({"last_k": 0}, ValueError, "last_k must be an integer >= 1"),
+        ({"tasks": [{"task": "gather_trade_build", "task_kwargs": {"anneal_cap": math.inf}}]}, ValueError,
+         r"task 'gather_trade_build' task_kwargs\.anneal_cap must be a finite number, got inf"),
+        ({"variants": [{"label": "v", "learner": {"lr": math.nan}}]}, ValueError,
+         r"variant 'v' learner\.lr must be a finite number, got nan"),
+        ({"algorithms": [{"algorithm": "fixed", "designer": {"fixed_values": [1.0, -math.inf]}}]}, ValueError,
+         r"algorithm 'fixed' designer\.fixed_values\[1\] must be a finite number, got -inf"),
+        ({"train": {"episodes": math.inf}}, ValueError, r"sweep train\.episodes must be a finite number, got inf"),
     ],
 )
 def test_bad_specs_raise_where_they_enter(patch, error, match):
@@ -142,6 +149,9 @@ def test_spec_file_errors(tmp_path: Path):
     (tmp_path / "list.json").write_text("[1]")
     with pytest.raises(ValueError, match="JSON object"):
         Sweep.from_json(tmp_path / "list.json")
+    (tmp_path / "inf.json").write_text(json.dumps(TINY).replace('"eval_period": 10', '"eval_period": Infinity'))
+    with pytest.raises(ValueError, match=r"sweep train\.eval_period must be a finite number, got inf"):
+        Sweep.from_json(tmp_path / "inf.json")
     with pytest.raises(ValueError, match="runner must be"):
         run_sweep(Sweep.from_dict(TINY), tmp_path / "x", runner="slurm")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="needs runner='local' and workers=1"):

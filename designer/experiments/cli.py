@@ -2,7 +2,10 @@
 
 ``train`` runs one algorithm on one task for one or more seeds; ``compare`` runs several algorithms side by side
 and prints the results table (mean ± std over seeds, episodes to 95% of the optimum); ``resume`` continues a
-checkpoint; ``transfer`` trains SB3 agents under a frozen learned incentive (needs the ``sb3`` extra).
+checkpoint in its folder; ``transfer`` trains SB3 agents under a frozen learned incentive (needs the ``sb3`` extra).
+
+A run folder that already holds a run is refused unless ``--overwrite``; a folder another process is writing is
+refused at once, naming that process (see :mod:`designer.experiments.runfolder`).
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
@@ -19,7 +22,8 @@ import numpy as np
 
 from designer.config import DesignerConfig, TrainConfig
 from designer.experiments.aggregate import TrialRecord, markdown_tables, summarize_records, write_results
-from designer.experiments.spec import Sweep
+from designer.experiments.runfolder import RunFolderLocked, check_new_run
+from designer.experiments.spec import Sweep, check_finite
 from designer.experiments.sweep import TrialResult, run_sweep
 from designer.experiments.trainer import Trainer
 from designer.learners import LearnerConfig
@@ -29,8 +33,26 @@ from designer.tasks import make_task, task_names
 __all__ = ["build_parser", "main", "results_table", "run_compare"]
 
 
+def _int_at_least(minimum: int) -> Callable[[str], int]:
+    """An argparse ``type``: an integer >= ``minimum`` (argparse names the flag in its error)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+_POSITIVE, _NON_NEGATIVE = _int_at_least(1), _int_at_least(0)
+
+
 def _task_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     kwargs: dict[str, Any] = json.loads(args.task_kwargs) if args.task_kwargs else {}
+    check_finite("--task-kwargs", kwargs)
     if args.task == "escape_room":
         kwargs.setdefault("n_agents", args.n_agents)
         kwargs.setdefault("min_at_lever", args.min_at_lever)
@@ -39,16 +61,18 @@ def _task_kwargs(args: argparse.Namespace) -> dict[str, Any]:
 
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--task", default="escape_room", choices=sorted(task_names()), help="the game")
-    p.add_argument("--n-agents", type=int, default=5, help="Escape Room N")
-    p.add_argument("--min-at-lever", type=int, default=2, help="Escape Room M")
+    p.add_argument("--n-agents", type=_POSITIVE, default=5, help="Escape Room N")
+    p.add_argument("--min-at-lever", type=_POSITIVE, default=2, help="Escape Room M")
     p.add_argument("--task-kwargs", default="", help="JSON dict of extra task arguments")
-    p.add_argument("--episodes", type=int, default=None, help="training episodes (default: task's)")
-    p.add_argument("--batch-episodes", type=int, default=1, help="episodes per inner update (B)")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0], help="one run per seed")
-    p.add_argument("--eval-period", type=int, default=100)
-    p.add_argument("--eval-episodes", type=int, default=10)
-    p.add_argument("--checkpoint-period", type=int, default=0)
+    p.add_argument("--episodes", type=_POSITIVE, default=None, help="training episodes (default: task's)")
+    p.add_argument("--batch-episodes", type=_POSITIVE, default=1, help="episodes per inner update (B)")
+    p.add_argument("--seeds", type=_NON_NEGATIVE, nargs="+", default=[0], help="one run per seed")
+    p.add_argument("--eval-period", type=_POSITIVE, default=100)
+    p.add_argument("--eval-episodes", type=_POSITIVE, default=10)
+    p.add_argument("--checkpoint-period", type=_NON_NEGATIVE, default=0)
     p.add_argument("--out", default="runs", help="output folder (logs, checkpoints, plots)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace the files of earlier runs in the run folders (default: refuse such folders)")
     p.add_argument("--tensorboard", action="store_true", help="also write TensorBoard logs")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--designer-json", default="", help="JSON dict of DesignerConfig overrides")
@@ -75,7 +99,9 @@ def build_parser() -> argparse.ArgumentParser:
     p_rep.add_argument("--algorithms", nargs="+", default=None, help="subset and order of the algorithm folders")
     p_res = sub.add_parser("resume", help="continue a checkpoint")
     p_res.add_argument("checkpoint")
-    p_res.add_argument("--episodes", type=int, default=None, help="new total budget")
+    p_res.add_argument("--episodes", type=_POSITIVE, default=None, help="new total budget (default: the stored one)")
+    p_res.add_argument("--overwrite", action="store_true",
+                       help="allow resuming a file other than the folder's checkpoint.pt (rolls the run back)")
     p_res.add_argument("--no-progress", action="store_true")
     add_sweep_subcommand(sub)
     add_aggregate_subcommand(sub)
@@ -118,19 +144,23 @@ def _learner_config(args: argparse.Namespace, base: LearnerConfig) -> LearnerCon
     return replace(base, **_overrides(args.learner_json, base, "--learner-json"))
 
 
+def _run_dir(args: argparse.Namespace, algorithm: str, seed: int) -> Path:
+    return Path(args.out) / _run_name(args.task, _task_kwargs(args)) / algorithm / f"seed{seed}"
+
+
 def run_one(args: argparse.Namespace, algorithm: str, seed: int) -> Trainer:
     """Train ``algorithm`` with ``seed`` as the parsed arguments say; writes to ``<out>/<task>/<algo>/seed<k>``."""
     kwargs = _task_kwargs(args)
     task = make_task(args.task, **kwargs)
-    episodes = args.episodes or DEFAULT_EPISODES.get(args.task, 5000)
-    out = Path(args.out) / _run_name(args.task, kwargs) / algorithm / f"seed{seed}"
+    episodes = args.episodes if args.episodes is not None else DEFAULT_EPISODES.get(args.task, 5000)
+    out = _run_dir(args, algorithm, seed)
     cfg = TrainConfig(
         task=args.task, task_kwargs=kwargs, episodes=episodes, batch_episodes=args.batch_episodes, seed=seed,
         eval_period=args.eval_period, eval_episodes=args.eval_episodes, checkpoint_period=args.checkpoint_period,
         out_dir=str(out), tensorboard=args.tensorboard, progress=not args.no_progress,
     )
     trainer = Trainer(cfg, designer=_designer_config(args, algorithm, task.designer),
-                      learner=_learner_config(args, task.learner), task=task)
+                      learner=_learner_config(args, task.learner), task=task, overwrite=args.overwrite)
     trainer.train()
     _plot_run(trainer, out / "learning_curve.png")
     return trainer
@@ -175,6 +205,14 @@ def _plot_run(trainer: Trainer, path: Path) -> None:
 
 
 def run_compare(args: argparse.Namespace, algorithms: Sequence[str]) -> dict[str, list[Trainer]]:
+    """Train every algorithm and seed, then write the report. Before anything trains, bad config overrides are
+    named and folders holding earlier runs refused (unless ``args.overwrite``)."""
+    task = make_task(args.task, **_task_kwargs(args))
+    for algo in algorithms:
+        _designer_config(args, algo, task.designer)
+        _learner_config(args, task.learner)
+        for seed in args.seeds:
+            check_new_run(_run_dir(args, algo, seed), args.overwrite, "--overwrite")
     results = {algo: [run_one(args, algo, seed) for seed in args.seeds] for algo in algorithms}
     _write_report(results, Path(args.out) / _run_name(args.task, _task_kwargs(args)))
     return results
@@ -223,10 +261,10 @@ def add_sweep_subcommand(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("spec", help="a JSON sweep spec, or an existing sweep folder (holding sweep.json) to resume")
     parser.add_argument("--out", default=None, help="sweep folder (default: runs/sweeps/<name>, or SPEC if a folder)")
     parser.add_argument("--runner", default="local", choices=("local", "ray"))
-    parser.add_argument("--workers", type=int, default=1, help="local runner: parallel trial processes")
+    parser.add_argument("--workers", type=_POSITIVE, default=1, help="local runner: parallel trial processes")
     parser.add_argument("--address", default=None, help='ray runner: cluster address ("auto" on a cluster node)')
-    parser.add_argument("--num-cpus", type=int, default=None, help="ray runner without --address: local CPUs")
-    parser.add_argument("--max-retries", type=int, default=None, help="override the spec's max_retries")
+    parser.add_argument("--num-cpus", type=_POSITIVE, default=None, help="ray runner without --address: local CPUs")
+    parser.add_argument("--max-retries", type=_NON_NEGATIVE, default=None, help="override the spec's max_retries")
     parser.add_argument("--no-aggregate", action="store_true", help="skip writing result tables and plots")
     parser.set_defaults(func=run_sweep_cli)
     return parser
@@ -285,15 +323,22 @@ def run_aggregate_cli(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    try:
+        return _run(args)
+    except (RunFolderLocked, FileExistsError) as err:  # a folder in use or holding a run: a message, not a trace
+        raise SystemExit(f"error: {err}") from err
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.command == "train":
         run_compare(args, [args.algorithm])
     elif args.command == "compare":
         run_compare(args, args.algorithms)
     elif args.command == "resume":
         overrides: dict[str, Any] = {"progress": not args.no_progress}
-        if args.episodes:
+        if args.episodes is not None:
             overrides["episodes"] = args.episodes
-        trainer = Trainer.resume(args.checkpoint, **overrides)
+        trainer = Trainer.resume(args.checkpoint, overwrite=args.overwrite, **overrides)
         trainer.train()
         print(trainer.progress.history[-1])
     elif args.command == "report":

@@ -15,13 +15,15 @@ Spec files are JSON (see :meth:`Sweep.from_dict`); :mod:`designer.experiments.sw
     }
 
 A trial's configs are the task's defaults, then the algorithm's registered defaults (e.g. AMD pays per agent),
-then the algorithm's and the variant's overrides.
+then the algorithm's and the variant's overrides. Numbers must be finite (Python's JSON parser reads ``NaN`` and
+``Infinity``): a spec with one is refused where it enters, naming the field.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
@@ -34,7 +36,7 @@ from designer.registry import algorithm_entry, algorithm_names
 from designer.task import Task
 from designer.tasks import make_task, task_names
 
-__all__ = ["AlgorithmSpec", "Sweep", "TaskSpec", "Trial", "Variant"]
+__all__ = ["AlgorithmSpec", "Sweep", "TaskSpec", "Trial", "Variant", "check_finite"]
 
 # Per-trial fields the sweep sets itself; a spec may not override them through "train".
 _RESERVED_TRAIN = ("task", "task_kwargs", "seed", "out_dir", "progress")
@@ -62,6 +64,19 @@ def _check_overrides(kind: str, cls: type[Any], overrides: Mapping[str, Any], re
         raise ValueError(f"{kind}: {clash} are set per trial by the sweep and cannot be overridden")
 
 
+def check_finite(where: str, value: Any) -> None:
+    """Raise ``ValueError`` naming the first NaN or infinity in ``value`` (nested dicts, lists and tuples), e.g.
+    ``"variant 'v' learner.lr must be a finite number, got nan"``."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{where} must be a finite number, got {value!r}")
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            check_finite(f"{where}.{key}", item)
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            check_finite(f"{where}[{i}]", item)
+
+
 def _slug(value: Any) -> str:
     return re.sub(r"[^A-Za-z0-9.-]+", "-", str(value)).strip("-") or "x"
 
@@ -79,6 +94,7 @@ class TaskSpec:
             raise KeyError(f"unknown task {self.task!r}; known tasks: {sorted(task_names())}")
         if not isinstance(self.task_kwargs, Mapping):
             raise TypeError(f"task_kwargs of {self.task!r} must be a dict, got {type(self.task_kwargs).__name__}")
+        check_finite(f"task {self.task!r} task_kwargs", self.task_kwargs)
         object.__setattr__(self, "task_kwargs", dict(self.task_kwargs))
         if not self.label:
             suffix = "".join(f"_{k}{_slug(v)}" for k, v in sorted(self.task_kwargs.items()))
@@ -98,6 +114,7 @@ class AlgorithmSpec:
         if self.algorithm not in algorithm_names():
             raise ValueError(f"algorithm must be one of {algorithm_names()}, got {self.algorithm!r}")
         _check_overrides(f"algorithm {self.algorithm!r}", DesignerConfig, self.designer, ("algorithm",))
+        check_finite(f"algorithm {self.algorithm!r} designer", self.designer)
         object.__setattr__(self, "designer", dict(self.designer))
         object.__setattr__(self, "label", _check_label("algorithm", self.label or self.algorithm))
 
@@ -118,6 +135,7 @@ class Variant:
         _check_overrides(f"variant {self.label!r}", LearnerConfig, self.learner)
         _check_overrides(f"variant {self.label!r}", TrainConfig, self.train, _RESERVED_TRAIN)
         for name in ("designer", "learner", "train"):
+            check_finite(f"variant {self.label!r} {name}", getattr(self, name))
             object.__setattr__(self, name, dict(getattr(self, name)))
 
 
@@ -238,6 +256,7 @@ class Sweep:
             raise ValueError(f"seeds must be unique, got {list(seeds)}")
         object.__setattr__(self, "seeds", seeds)
         _check_overrides("sweep train", TrainConfig, self.train, _RESERVED_TRAIN)
+        check_finite("sweep train", self.train)
         object.__setattr__(self, "train", dict(self.train))
         for name, low in (("max_retries", 0), ("last_k", 1)):
             value = getattr(self, name)

@@ -13,13 +13,16 @@ Running a sweep again resumes it: trials with an ``"ok"`` ``result.json`` are sk
 continue from it (bit-exactly, see :meth:`Trainer.resume`), the rest start over. A trial that raises is retried up
 to ``max_retries`` times, then recorded as failed and listed in the summary. Trials are deterministic per seed,
 so the local runner and the Ray runner write identical logs.
+
+A running sweep holds ``<sweep_dir>/sweep.lock`` (a second sweep in the same folder fails at once, naming the
+holder), and each trial's trainer holds its trial folder's ``run.lock`` while it trains. The sweep owns its trial
+folders: a trial with a checkpoint continues it, a trial without one starts over, replacing a partial log.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
@@ -30,6 +33,7 @@ from typing import Any, Literal
 import numpy as np
 
 from designer.config import config_from_dict, config_to_dict
+from designer.experiments.runfolder import RunLock
 from designer.experiments.spec import Sweep, Trial, json_ready
 from designer.experiments.trainer import Trainer
 
@@ -104,7 +108,8 @@ def _write_json(path: Path, data: Mapping[str, Any]) -> None:
 
 
 def _start(trial: Trial, trial_dir: Path) -> tuple[Trainer, int | None]:
-    """A trainer for the trial: resumed from its checkpoint when there is one, else fresh (stale logs removed)."""
+    """A trainer for the trial: resumed from its checkpoint when there is one, else fresh (the trainer removes a
+    partial log.csv and TensorBoard events of an earlier attempt: the sweep owns the folder)."""
     ckpt = trial_dir / "checkpoint.pt"
     if ckpt.exists():
         trainer = Trainer.resume(ckpt, out_dir=str(trial_dir), progress=False)
@@ -113,10 +118,8 @@ def _start(trial: Trial, trial_dir: Path) -> tuple[Trainer, int | None]:
             raise ValueError(f"{ckpt} was written with different configs than trial {trial.name}; "
                              "delete the trial folder to start it over")
         return trainer, trainer.progress.episodes
-    (trial_dir / "checkpoint.pt.tmp").unlink(missing_ok=True)  # the trainer starts a fresh log.csv itself
-    shutil.rmtree(trial_dir / "tb", ignore_errors=True)
     cfg = replace(trial.train, out_dir=str(trial_dir), progress=False)
-    return Trainer(cfg, designer=trial.designer, learner=trial.learner), None
+    return Trainer(cfg, designer=trial.designer, learner=trial.learner, overwrite=True), None
 
 
 def execute_trial(
@@ -377,6 +380,13 @@ def run_sweep(
     if callback is not None and (runner != "local" or workers != 1):
         raise ValueError("callback runs in this process: it needs runner='local' and workers=1")
     root = Path(sweep_dir).resolve()
+    with RunLock(root, "sweep.lock"):
+        return _run_locked(sweep, root, runner, workers, address, num_cpus, callback)
+
+
+def _run_locked(sweep: Sweep, root: Path, runner: str, workers: int, address: str | None, num_cpus: int | None,
+                callback: Callable[[Trial, Trainer], None] | None) -> SweepSummary:
+    """:func:`run_sweep` once it holds the sweep folder's lock."""
     trials = prepare_sweep(sweep, root)
     done = tuple(t.name for t in trials if _finished(t, root / t.name))
     pending = [t for t in trials if t.name not in done]

@@ -4,6 +4,9 @@
 learning curves, and ``save`` + ``Trainer.resume`` continues exactly as an uninterrupted run would (agent and
 designer parameters, optimizer states, the pending pipeline batch, the action sampler's and every env's RNG
 state are all in the checkpoint).
+
+A trainer with an ``out_dir`` holds that folder's lock while it trains (:mod:`designer.experiments.runfolder`):
+a second writer fails at once, and a new run never replaces an old run's files unless ``overwrite=True``.
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ import torch
 from designer.algorithms import Designer
 from designer.batch import Batch
 from designer.config import DesignerConfig, TrainConfig, config_from_dict, config_to_dict
-from designer.experiments.checkpoint import load_checkpoint, save_checkpoint
+from designer.experiments.checkpoint import check_state_like, load_checkpoint, save_checkpoint
+from designer.experiments.runfolder import RunLock, claim_run_folder
 from designer.learners import AgentLearner, LearnerConfig, Params
 from designer.registry import make_designer
 from designer.rollout import EpisodeStats, IncentivePolicy, RolloutWorker
@@ -113,6 +117,8 @@ class Trainer:
         designer: the designer's hyperparameters (default: the task's paper defaults).
         learner: the agents' hyperparameters (default: the task's paper defaults).
         task: a prebuilt task (default: ``make_task(config.task, **config.task_kwargs)``).
+        overwrite: let this new run replace an old run's files in ``config.out_dir`` (``log.csv``, checkpoints,
+            ``tb/``); without it, training into a folder that holds a run raises ``FileExistsError``.
     """
 
     def __init__(
@@ -121,8 +127,10 @@ class Trainer:
         designer: DesignerConfig | None = None,
         learner: LearnerConfig | None = None,
         task: Task | None = None,
+        overwrite: bool = False,
     ) -> None:
         self.config = config
+        self.overwrite = overwrite
         torch.set_num_threads(config.torch_threads)
         self.task = task if task is not None else make_task(config.task, **config.task_kwargs)
         self.designer_config = designer or self.task.designer
@@ -143,6 +151,8 @@ class Trainer:
         self.out_dir = Path(config.out_dir) if config.out_dir else None
         self._tb: Any = None
         self._log_synced = False  # log.csv not yet matched to this run's history (see _log_eval)
+        self._source: Path | None = None  # the checkpoint this trainer was resumed from
+        self._claimed = False  # out_dir checked (and cleared with overwrite) for this run
         self._t0 = time.perf_counter()
 
     # ----------------------------------------------------------------- plumbing
@@ -184,7 +194,27 @@ class Trainer:
 
     # ----------------------------------------------------------------- training
     def train(self, callback: Callable[[Trainer], None] | None = None) -> list[EvalResult]:
-        """Train until the episode budget is used; returns the evaluation history."""
+        """Train until the episode budget is used; returns the evaluation history.
+
+        With an ``out_dir``, the folder's lock is held from the start to the final checkpoint (see
+        :mod:`designer.experiments.runfolder`).
+        """
+        lock = None
+        if self.out_dir is not None:
+            lock = RunLock(self.out_dir).acquire()
+        try:
+            if self.out_dir is not None and not self._claimed:
+                claim_run_folder(self.out_dir, self._source, self.overwrite)
+                self._claimed = True
+            self._train(callback)
+            if self.out_dir is not None:
+                self.save(self.out_dir / "checkpoint.pt")
+        finally:
+            if lock is not None:
+                lock.release()
+        return self.progress.history
+
+    def _train(self, callback: Callable[[Trainer], None] | None) -> None:
         cfg = self.config
         bar = None
         if cfg.progress:
@@ -195,17 +225,16 @@ class Trainer:
         try:
             while True:
                 if self.progress.episodes >= self.progress.next_eval:
-                    self._log_eval(self.evaluate())
+                    self._evaluate_and_log()
                 if self.progress.episodes >= cfg.episodes:
                     break
                 before = self.progress.episodes
-                if self.pending is None:
-                    self.pending, _ = self.collect(self.learner.params)
-                else:
-                    self.pending, metrics = self.designer.iterate(self.learner, self.collect, self.pending)
-                    self.progress.iterations += 1
-                    for k, v in metrics.items():
-                        self.progress.train_metrics.setdefault(k, []).append(v)
+                try:
+                    self._iterate()
+                except FloatingPointError as err:
+                    raise FloatingPointError(
+                        f"{err} [training iteration {self.progress.iterations + 1} (from episode {before})]"
+                    ) from err
                 if bar is not None:
                     bar.update(self.progress.episodes - before)
                     last = self.progress.history[-1]
@@ -217,15 +246,30 @@ class Trainer:
                 if callback is not None:
                     callback(self)
             if self.progress.history[-1].episode != self.progress.episodes:
-                self._log_eval(self.evaluate())
+                self._evaluate_and_log()
         finally:
             if bar is not None:
                 bar.close()
             if self._tb is not None:
                 self._tb.flush()
-        if self.out_dir is not None:
-            self.save(self.out_dir / "checkpoint.pt")
-        return self.progress.history
+
+    def _iterate(self) -> None:
+        """One training iteration: the first batch, then designer iterations on the pending one."""
+        if self.pending is None:
+            self.pending, _ = self.collect(self.learner.params)
+            return
+        self.pending, metrics = self.designer.iterate(self.learner, self.collect, self.pending)
+        self.progress.iterations += 1
+        for k, v in metrics.items():
+            self.progress.train_metrics.setdefault(k, []).append(v)
+
+    def _evaluate_and_log(self) -> None:
+        try:
+            result = self.evaluate()
+        except FloatingPointError as err:
+            raise FloatingPointError(f"{err} [evaluation at episode {self.progress.episodes}, after training "
+                                     f"iteration {self.progress.iterations}]") from err
+        self._log_eval(result)
 
     def _log_eval(self, result: EvalResult) -> None:
         p = self.progress
@@ -312,14 +356,18 @@ class Trainer:
         return save_checkpoint(path, self.state_dict())
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Load :meth:`state_dict` output; ``ValueError`` naming what does not fit (task, algorithm, missing and
+        unexpected keys, parameters of other shapes) before anything changes."""
+        theirs = (state.get("task_name"), state.get("designer_config", {}).get("algorithm"))
+        ours = (self.task.name, self.designer_config.algorithm)
+        for what, a, b in zip(("task", "algorithm"), theirs, ours):
+            if a is not None and a != b:
+                raise ValueError(f"checkpoint is of {what} {a!r}, this trainer runs {b!r}")
+        check_state_like(self.state_dict(), state)
+        if len(state["rng"]["envs"]) != len(self.envs):
+            raise ValueError(f"checkpoint has {len(state['rng']['envs'])} env RNG states, run has {len(self.envs)}")
         ls = state["learner"]
         lr = self.learner
-        if set(ls["params"]) != set(lr.params):
-            raise ValueError(f"agent parameters mismatch: checkpoint {sorted(ls['params'])}, model {sorted(lr.params)}")
-        for k, v in ls["params"].items():
-            if v.shape != lr.params[k].shape:
-                raise ValueError(f"agent parameter {k}: checkpoint shape {tuple(v.shape)}, "
-                                 f"model {tuple(lr.params[k].shape)}")
         lr.params = {k: v.detach().clone().requires_grad_(True) for k, v in ls["params"].items()}
         lr.opt_state.exp_avg, lr.opt_state.exp_avg_sq = dict(ls["exp_avg"]), dict(ls["exp_avg_sq"])
         lr.opt_state.step = int(ls["opt_step"])
@@ -331,8 +379,6 @@ class Trainer:
         self.designer.load_state_dict(state["designer"])
         self.action_generator.set_state(state["rng"]["action"])
         self.designer_generator.set_state(state["rng"]["designer"])
-        if len(state["rng"]["envs"]) != len(self.envs):
-            raise ValueError(f"checkpoint has {len(state['rng']['envs'])} env RNG states, run has {len(self.envs)}")
         for env, rng_state in zip(self.envs, state["rng"]["envs"]):
             env.unwrapped.np_random.bit_generator.state = rng_state
         self.pending = Batch.from_dict(state["pending"]) if state["pending"] is not None else None
@@ -346,16 +392,34 @@ class Trainer:
         )
 
     @classmethod
-    def resume(cls, path: str | Path, **overrides: Any) -> Trainer:
-        """Rebuild a trainer from a checkpoint; ``overrides`` change TrainConfig fields (e.g. ``episodes``)."""
-        state = load_checkpoint(path)
-        train_cfg = config_from_dict(TrainConfig, {**state["train_config"], **overrides})
+    def resume(cls, path: str | Path, *, overwrite: bool = False, **overrides: Any) -> Trainer:
+        """Rebuild a trainer from a checkpoint; ``overrides`` change TrainConfig fields (e.g. ``episodes``).
+
+        The resumed run writes into the checkpoint's folder (wherever it was first written: a copied or moved run
+        continues in its new place), or nowhere with ``out_dir=None``; another ``out_dir`` raises ``ValueError``.
+        Resuming the folder's ``checkpoint.pt`` continues the run (log rows past the checkpoint are replaced);
+        resuming another file there (e.g. ``solved.pt``) would roll the run back and needs ``overwrite=True``.
+        """
+        source = Path(path).resolve()
+        state = load_checkpoint(source)
+        folder = source.parent
+        wanted = overrides.get("out_dir", folder)
+        if wanted is not None and Path(wanted).resolve() != folder:
+            raise ValueError(f"a resumed run writes into its checkpoint's folder {folder}, not {wanted}: copy "
+                             f"{source.name} into {wanted} and resume the copy to continue the run there")
+        train_cfg = config_from_dict(TrainConfig, {**state["train_config"], **overrides,
+                                                   "out_dir": None if wanted is None else str(folder)})
         trainer = cls(
             train_cfg,
             designer=config_from_dict(DesignerConfig, state["designer_config"]),
             learner=config_from_dict(LearnerConfig, state["learner_config"]),
+            overwrite=overwrite,
         )
-        trainer.load_state_dict(state)
+        try:
+            trainer.load_state_dict(state)
+        except ValueError as err:
+            raise ValueError(f"{source}: {err}") from err
+        trainer._source = source
         return trainer
 
     # ------------------------------------------------------------------ summary
@@ -400,7 +464,7 @@ def load_incentive(path: str | Path) -> IncentivePolicy | None:
     mode and gradients off; ``None`` for designers that pay nothing (including the tax designers, which act
     through the env's own tax interface rather than by payments).
     """
-    trainer = Trainer.resume(path)
+    trainer = Trainer.resume(path, out_dir=None)  # reads only: no folder, no lock
     if not trainer.task.outputs:
         return None
     for module in (getattr(trainer.designer, "net", None), getattr(trainer.designer, "policy", None)):
