@@ -7,6 +7,10 @@ Importing this package registers every game three ways under the ``incentive_env
 - ``gymnasium.make("incentive_envs/<Name>SingleAgent-v0")``: one learner among random agents
   (:class:`SingleAgentEnv`).
 
+``make_batched(name, n_envs, **kwargs)`` builds B copies of a game stepped together with arrays
+(:mod:`incentive_envs.vector`): the game's native batch when its module publishes ``batched_env``, else the
+generic adapter over B single envs.
+
 ``gymnasium.make("incentive_envs:incentive_envs/<Name>-v0")`` works without importing this package first.
 """
 
@@ -23,8 +27,17 @@ from gymnasium.error import RegistrationError
 
 from incentive_envs.escape_room import optimal_welfare
 from incentive_envs.gym_adapter import JointActionEnv, SingleAgentEnv
+from incentive_envs.vector import BatchedParallelEnv, batch_of
 
-__all__ = ["ENVS", "EnvEntry", "JointActionEnv", "SingleAgentEnv", "make_parallel", "optimal_welfare"]
+__all__ = [
+    "ENVS",
+    "EnvEntry",
+    "JointActionEnv",
+    "SingleAgentEnv",
+    "make_batched",
+    "make_parallel",
+    "optimal_welfare",
+]
 
 
 class EnvEntry:
@@ -41,7 +54,7 @@ class EnvEntry:
         return importlib.import_module(self.module)
 
 
-# One line per game version. The module must define parallel_env, raw_env and env.
+# One line per game version. The module must define parallel_env, raw_env and env (and may define batched_env).
 ENVS: Final[tuple[EnvEntry, ...]] = (
     EnvEntry("escape_room", "EscapeRoom", "incentive_envs.escape_room"),
     EnvEntry("ipd", "IPD", "incentive_envs.ipd"),
@@ -77,6 +90,25 @@ def make_parallel(name: str, **kwargs: Any) -> Any:
     if "-v" not in env_id:
         env_id += "-v0"
     return pettingzoo.make("parallel", env_id, **kwargs)
+
+
+def make_batched(name: str, n_envs: int, **kwargs: Any) -> BatchedParallelEnv:
+    """``n_envs`` copies of the registered game ``name`` (``"ipd"`` or ``"incentive_envs/ipd-v0"``) stepped
+    together with arrays, built with ``parallel_env``'s ``kwargs``: the module's native ``batched_env`` when it
+    has one, else :func:`incentive_envs.vector.batch_of` over its ``parallel_env``.
+
+    Raises:
+        ValueError: ``name`` is not a registered game (the registered ones are listed).
+        TypeError: the game cannot be batched (the reason is given).
+    """
+    short = name.removeprefix("incentive_envs/").removesuffix("-v0")
+    entry = next((e for e in ENVS if e.name == short), None)
+    if entry is None:
+        raise ValueError(f"unknown game {name!r}; registered games: {[e.name for e in ENVS]}")
+    module = entry.load()
+    if hasattr(module, "batched_env"):
+        return module.batched_env(n_envs, **kwargs)
+    return batch_of(functools.partial(module.parallel_env, **kwargs), n_envs)
 
 
 def _register_all() -> None:

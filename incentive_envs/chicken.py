@@ -43,8 +43,9 @@ from pettingzoo import AECEnv
 
 from incentive_envs._aec import aec_from_parallel, checked_aec
 from incentive_envs.matrix_game import DEFAULT_MAX_CYCLES, MatrixGame, MatrixGameEnv
+from incentive_envs.matrix_vector import BatchedMatrixGame
 
-__all__ = ["GAME", "PAYOFFS", "env", "parallel_env", "raw_env"]
+__all__ = ["GAME", "PAYOFFS", "batched_env", "env", "parallel_env", "raw_env"]
 
 PAYOFFS: Final = (0.0, -1.0, 1.0, -10.0)  # (R, S, T, P)
 GAME: Final = MatrixGame.symmetric_2x2(*PAYOFFS, action_names=("swerve", "straight"), name="chicken")
@@ -53,6 +54,11 @@ GAME: Final = MatrixGame.symmetric_2x2(*PAYOFFS, action_names=("swerve", "straig
 def parallel_env(max_cycles: int = DEFAULT_MAX_CYCLES, render_mode: str | None = None) -> MatrixGameEnv:
     """The iterated chicken game as a PettingZoo ``ParallelEnv``."""
     return MatrixGameEnv(GAME, max_cycles=max_cycles, render_mode=render_mode)
+
+
+def batched_env(n_envs: int, **kwargs: Any) -> BatchedMatrixGame:
+    """``n_envs`` iterated chicken games stepped together with arrays (same arguments as :func:`parallel_env`)."""
+    return BatchedMatrixGame(parallel_env(**kwargs), n_envs)
 
 
 def raw_env(**kwargs: Any) -> AECEnv:

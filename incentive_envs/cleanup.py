@@ -91,6 +91,7 @@ from pettingzoo import AECEnv
 
 from incentive_envs.ssd import BatchedSSD, make_config
 from incentive_envs.ssd.parallel import SSDParallelEnv
+from incentive_envs.ssd.vector import BatchedSSDEnv
 
 __all__ = [
     "ACTION_TYPES",
@@ -99,6 +100,7 @@ __all__ = [
     "OTHER",
     "CleanupEnv",
     "action_type",
+    "batched_env",
     "env",
     "make_batch",
     "parallel_env",
@@ -141,6 +143,12 @@ class CleanupEnv(SSDParallelEnv):
 def make_batch(batch_size: int, map_name: str = "small", **params: Any) -> BatchedSSD:
     """``batch_size`` Cleanup games stepped together with arrays (same parameters as ``parallel_env``)."""
     return BatchedSSD(make_config("cleanup", map_name, **params), batch_size)
+
+
+def batched_env(n_envs: int, **kwargs: Any) -> BatchedSSDEnv:
+    """``n_envs`` Cleanup games with the batched multi-agent interface of :mod:`incentive_envs.vector` (same
+    arguments as :func:`parallel_env`); game b reset with seed s equals this env reset with seed s + b."""
+    return BatchedSSDEnv(parallel_env(**kwargs), n_envs)
 
 
 def parallel_env(**kwargs: Any) -> CleanupEnv:

@@ -32,6 +32,10 @@ randomize=False, render_mode=None)``
   PettingZoo's registry and ``max_cycles_test`` work.
 - ``randomize``: if True every agent starts at a uniform random position, else at the start (1).
 
+Many games at once: ``batched_env(n_envs, **kwargs)`` (same arguments) is a :class:`BatchedEscapeRoom`, B games
+stepped as NumPy arrays ``[B, N]`` (:mod:`incentive_envs.vector`); game b reset with seed s equals this env reset
+with seed s + b. Games end at different steps; a finished game waits for the next reset.
+
 ### Version History
 * v0: initial release.
 """
@@ -47,9 +51,10 @@ from gymnasium.utils import EzPickle, seeding
 from numpy.typing import NDArray
 from pettingzoo import AECEnv, ParallelEnv
 
-from incentive_envs.validation import check_positive_int, coerce_joint_discrete, require_started
+from incentive_envs.validation import check_positive_int, check_seed, coerce_joint_discrete, require_started
+from incentive_envs.vector import BatchedInfos, BatchedParallelEnv, BatchedStep
 
-__all__ = ["EscapeRoomEnv", "env", "optimal_welfare", "parallel_env", "raw_env"]
+__all__ = ["BatchedEscapeRoom", "EscapeRoomEnv", "batched_env", "env", "optimal_welfare", "parallel_env", "raw_env"]
 
 LEVER: Final = 0
 START: Final = 1
@@ -205,6 +210,87 @@ class EscapeRoomEnv(ParallelEnv[str, NDArray[np.float32], int], EzPickle):
 
     def close(self) -> None:
         pass
+
+
+class BatchedEscapeRoom(BatchedParallelEnv):
+    """B Escape Room games stepped together as NumPy arrays (no per-game Python loop in :meth:`step`).
+
+    Args:
+        env: a single env giving the parameters (N, M, ``max_steps``, ``randomize``) and spaces; it is not
+            stepped.
+        n_envs: number of games B.
+
+    Each game draws its random starts (``randomize=True``) from its own generator, seeded as the single env's
+    ``seeding.np_random``, so game b reset with seed s equals ``EscapeRoomEnv`` reset with seed s + b.
+    """
+
+    def __init__(self, env: EscapeRoomEnv, n_envs: int) -> None:
+        self.n_envs = b = check_positive_int("n_envs", n_envs)
+        self.n, self.min_at_lever, self.max_steps, self.randomize = (
+            env.n_agents, env.min_at_lever, env.max_steps, env.randomize)
+        self.possible_agents = tuple(env.possible_agents)
+        self.observation_space = env.observation_space(self.possible_agents[0])
+        self.action_space = env.action_space(self.possible_agents[0])
+        self.state_space = env.state_space
+        self.rngs = [seeding.np_random(None)[0] for _ in range(b)]
+        self._positions = np.full((b, self.n), START, dtype=np.int64)
+        self._steps = np.zeros(b, dtype=np.int64)
+        self._running = np.zeros(b, dtype=bool)
+        # Row i lists the agents in agent i's observation order: itself, then the others in index order.
+        self._views = np.array([[i, *(j for j in range(self.n) if j != i)] for i in range(self.n)])
+
+    @property
+    def active(self) -> NDArray[np.bool_]:
+        return np.repeat(self._running[:, None], self.n, axis=1)
+
+    def reset(self, seed: int | None = None) -> tuple[NDArray[np.float32], BatchedInfos]:
+        base = check_seed(seed)
+        if base is not None:
+            self.rngs = [seeding.np_random(base + b)[0] for b in range(self.n_envs)]
+        if self.randomize:
+            self._positions = np.stack([g.integers(0, N_POSITIONS, size=self.n) for g in self.rngs]).astype(np.int64)
+        else:
+            self._positions = np.full((self.n_envs, self.n), START, dtype=np.int64)
+        self._steps[:] = 0
+        self._running[:] = True
+        self._started = True
+        return self._observations(self._running), {"position": self._positions.copy()}
+
+    def step(self, actions: Any) -> BatchedStep:
+        acts = self._check_actions(actions)
+        running = self._running.copy()
+        live = running[:, None]
+        door_open = running & ((acts == LEVER).sum(axis=1) >= self.min_at_lever)
+        at_door = acts == DOOR
+        rewards = np.where(live & (acts != self._positions), MOVE_COST, 0.0)
+        rewards[door_open[:, None] & at_door] = DOOR_REWARD
+        self._positions = np.where(live, acts, self._positions)
+        self._steps += running
+        terminated = door_open & at_door.any(axis=1)
+        truncated = running & ~terminated & (self._steps >= self.max_steps)
+        self._running = running & ~terminated & ~truncated
+        per_agent = functools.partial(np.repeat, repeats=self.n, axis=1)  # [B, 1] -> [B, N]
+        infos = {"position": self._positions * live, "door_open": per_agent(door_open[:, None])}
+        terms, truncs = per_agent(terminated[:, None]), per_agent(truncated[:, None])
+        return self._observations(running), rewards, terms, truncs, infos
+
+    def state(self) -> NDArray[np.float32]:
+        """``[B, 3N]``: every game's positions one-hot, in agent index order (``EscapeRoomEnv.state``)."""
+        return self._one_hot().reshape(self.n_envs, -1)
+
+    def _one_hot(self) -> NDArray[np.float32]:
+        return (self._positions[..., None] == np.arange(N_POSITIONS)).astype(np.float32)
+
+    def _observations(self, shown: NDArray[np.bool_]) -> NDArray[np.float32]:
+        """``[B, N, 3N]`` observations of the games in ``shown`` (zeros for the others)."""
+        obs = self._one_hot()[:, self._views].reshape(self.n_envs, self.n, -1)
+        obs[~shown] = 0.0
+        return obs
+
+
+def batched_env(n_envs: int, **kwargs: Any) -> BatchedEscapeRoom:
+    """``n_envs`` Escape Room games stepped together with arrays (same arguments as :func:`parallel_env`)."""
+    return BatchedEscapeRoom(EscapeRoomEnv(**kwargs), n_envs)
 
 
 def parallel_env(**kwargs: Any) -> EscapeRoomEnv:

@@ -56,8 +56,9 @@ from pettingzoo import AECEnv
 
 from incentive_envs.ssd import BatchedSSD, make_config
 from incentive_envs.ssd.parallel import SSDParallelEnv
+from incentive_envs.ssd.vector import BatchedSSDEnv
 
-__all__ = ["HarvestEnv", "env", "make_batch", "parallel_env", "raw_env"]
+__all__ = ["HarvestEnv", "batched_env", "env", "make_batch", "parallel_env", "raw_env"]
 
 
 class HarvestEnv(SSDParallelEnv):
@@ -71,6 +72,12 @@ class HarvestEnv(SSDParallelEnv):
 def make_batch(batch_size: int, map_name: str = "large", **params: Any) -> BatchedSSD:
     """``batch_size`` Harvest games stepped together with arrays (same parameters as ``parallel_env``)."""
     return BatchedSSD(make_config("harvest", map_name, **params), batch_size)
+
+
+def batched_env(n_envs: int, **kwargs: Any) -> BatchedSSDEnv:
+    """``n_envs`` Harvest games with the batched multi-agent interface of :mod:`incentive_envs.vector` (same
+    arguments as :func:`parallel_env`); game b reset with seed s equals this env reset with seed s + b."""
+    return BatchedSSDEnv(parallel_env(**kwargs), n_envs)
 
 
 def parallel_env(**kwargs: Any) -> HarvestEnv:

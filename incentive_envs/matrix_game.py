@@ -61,7 +61,7 @@ from pettingzoo import AECEnv, ParallelEnv
 from incentive_envs._aec import aec_from_parallel, checked_aec
 from incentive_envs.validation import check_positive_int, coerce_joint_discrete, require_started
 
-__all__ = ["MatrixGame", "MatrixGameEnv", "env", "parallel_env", "raw_env"]
+__all__ = ["MatrixGame", "MatrixGameEnv", "batched_env", "env", "parallel_env", "raw_env"]
 
 DEFAULT_MAX_CYCLES: Final = 100
 DEFAULT_PUBLIC_GOODS_AGENTS: Final = 3
@@ -375,6 +375,14 @@ class MatrixGameEnv(ParallelEnv[str, NDArray[np.float32], int], EzPickle):
 def parallel_env(**kwargs: Any) -> MatrixGameEnv:
     """An iterated :class:`MatrixGame` as a PettingZoo ``ParallelEnv``."""
     return MatrixGameEnv(**kwargs)
+
+
+def batched_env(n_envs: int, **kwargs: Any) -> Any:
+    """``n_envs`` copies of an iterated :class:`MatrixGame` stepped together with arrays (same arguments as
+    :func:`parallel_env`): an :class:`incentive_envs.matrix_vector.BatchedMatrixGame`."""
+    from incentive_envs.matrix_vector import BatchedMatrixGame  # it imports this module
+
+    return BatchedMatrixGame(parallel_env(**kwargs), n_envs)
 
 
 def raw_env(**kwargs: Any) -> AECEnv:

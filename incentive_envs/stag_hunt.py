@@ -44,8 +44,9 @@ from pettingzoo import AECEnv
 
 from incentive_envs._aec import aec_from_parallel, checked_aec
 from incentive_envs.matrix_game import DEFAULT_MAX_CYCLES, MatrixGame, MatrixGameEnv
+from incentive_envs.matrix_vector import BatchedMatrixGame
 
-__all__ = ["GAME", "PAYOFFS", "env", "parallel_env", "raw_env"]
+__all__ = ["GAME", "PAYOFFS", "batched_env", "env", "parallel_env", "raw_env"]
 
 PAYOFFS: Final = (4.0, 0.0, 3.0, 2.0)  # (R, S, T, P)
 GAME: Final = MatrixGame.symmetric_2x2(*PAYOFFS, action_names=("stag", "hare"), name="stag_hunt")
@@ -54,6 +55,11 @@ GAME: Final = MatrixGame.symmetric_2x2(*PAYOFFS, action_names=("stag", "hare"), 
 def parallel_env(max_cycles: int = DEFAULT_MAX_CYCLES, render_mode: str | None = None) -> MatrixGameEnv:
     """The iterated stag hunt as a PettingZoo ``ParallelEnv``."""
     return MatrixGameEnv(GAME, max_cycles=max_cycles, render_mode=render_mode)
+
+
+def batched_env(n_envs: int, **kwargs: Any) -> BatchedMatrixGame:
+    """``n_envs`` iterated stag hunts stepped together with arrays (same arguments as :func:`parallel_env`)."""
+    return BatchedMatrixGame(parallel_env(**kwargs), n_envs)
 
 
 def raw_env(**kwargs: Any) -> AECEnv:
