@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -33,12 +36,31 @@ def test_cleanup_metagrad_example(tmp_path: Path):
         return json.loads((tmp_path / "summary.json").read_text())
 
     first = example("--methods", "metagrad", "hand_designed", "--seeds", "0", "1", "--jobs", "2")
-    assert len(first["table"]["metagrad"]["apples"]["per_seed"]) == 2
+    assert set(first) == {"args", "wall_minutes", "table", "runs", "machine"}
+    assert list(first["table"]) == ["metagrad", "hand_designed"]
+    metrics = ("apples", "incentives", "cleaning_rate", "waste_cleared")
+    for row in first["table"].values():
+        assert set(row) == {*metrics, "percent_of_scripted", "seeds_at_90_percent", "best_evaluation"}
+        for key in metrics:
+            assert set(row[key]) == {"mean", "std", "per_seed"} and len(row[key]["per_seed"]) == 2
+            assert row[key]["mean"] == pytest.approx(sum(row[key]["per_seed"]) / 2)
+        assert 0 <= row["cleaning_rate"]["mean"] <= 1 and row["seeds_at_90_percent"] in (0, 1, 2)
+        assert row["percent_of_scripted"] == pytest.approx(100 * row["apples"]["mean"] / 38.99)
+        assert len(row["best_evaluation"]) == 2 and min(row["best_evaluation"]) >= min(row["apples"]["per_seed"])
+    assert first["table"]["hand_designed"]["incentives"]["mean"] < first["table"]["metagrad"]["incentives"]["mean"]
+    assert first["args"]["eval_period"] == 8 and first["args"]["jobs"] == 2
     assert (tmp_path / "cleanup_training.png").stat().st_size > 10_000
-    assert (tmp_path / "hand_designed" / "seed1" / "log.csv").exists()
-    # adding a seed trains only the new run; the finished ones are read back unchanged
+    results_md = (tmp_path / "results.md").read_text().splitlines()
+    assert results_md[0].startswith("| designer | apples / episode | % of scripted (38.99) | seeds ≥ 90% |")
+    assert [line.split(" | ")[0] for line in results_md[2:]] == ["| MetaGrad", "| hand-designed"]
+    with (tmp_path / "trials" / "cleanup__hand_designed__cpu__seed1" / "log.csv").open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["episode"] for r in rows] == ["0", "8", "16"] and "info/cleaned" in rows[0]
+    # adding a seed trains only the new run; the finished ones are read back unchanged, other methods left out
     second = example("--methods", "metagrad", "--seeds", "0", "1", "2")
-    assert [(r["seed"], r["reused"]) for r in second["runs"]] == [(0, True), (1, True), (2, False)]
+    assert [(r["method"], r["seed"], r["reused"]) for r in second["runs"]] == [
+        ("metagrad", 0, True), ("metagrad", 1, True), ("metagrad", 2, False)]
+    assert list(second["table"]) == ["metagrad"]
     assert second["table"]["metagrad"]["apples"]["per_seed"][:2] == first["table"]["metagrad"]["apples"]["per_seed"]
 
 
@@ -48,9 +70,37 @@ def test_gtb_taxes_example(tmp_path: Path):
         capture_output=True, text=True, timeout=600,
     )
     assert out.returncode == 0, out.stderr
+    methods = ["free market", "US federal", "Saez", "dual-RL", "MetaGrad"]
     for name in ("schedules.png", "income_by_skill.png", "rates_by_period.png"):
         assert (tmp_path / name).stat().st_size > 10_000
-    assert "free market" in out.stdout.lower() or "free_market" in out.stdout
+    assert "| designer | productivity | equality | equality · productivity | seeds | s/episode |" in out.stdout
+    assert all(f"| {m} | " in out.stdout for m in methods)
+
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert set(results) == {"args", "wall_seconds", "runs"} and [r["method"] for r in results["runs"]] == methods
+    for run in results["runs"]:
+        assert set(run) >= {"seed", "episodes", "wall_seconds", "seconds_per_episode", "schedule", "schedule_episodes",
+                            "curve", "active_units", "productivity", "equality", "equality_times_productivity",
+                            "rates", "income_by_skill", "tax_by_skill", "lump_sum_by_skill", "coin_by_skill"}
+        assert run["episodes"] == 4 and len(run["productivity"]) == 2  # --smoke: 4 episodes, 2 evaluation episodes
+        assert [e for e, _ in run["curve"]] == [0, 1, 2, 3, 4]  # --eval-period: max(1, 4 // 50)
+        assert run["schedule_episodes"] == [2, 3, 4]  # a schedule point per evaluation after an iteration
+        assert all(len(r) == 7 and all(0 <= x <= 1 for x in r) for r in run["schedule"])
+        assert (run["active_units"] is not None) == (run["method"] == "MetaGrad")
+    by_method = {r["method"]: r for r in results["runs"]}
+    assert all(r == [0.0] * 7 for r in by_method["free market"]["schedule"])
+    assert by_method["US federal"]["schedule"][0] == pytest.approx([0.10, 0.12, 0.22, 0.24, 0.32, 0.35, 0.37])
+
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert set(summary) == {"args", "wall_minutes", "machine", "designers"} and list(summary["designers"]) == methods
+    for method, row in summary["designers"].items():
+        keys = {"seconds_per_episode", "productivity", "equality", "equality_times_productivity", "mean_rates",
+                "mean_rates_per_seed"}
+        assert set(row) == keys | ({"active_units_per_seed"} if method == "MetaGrad" else set())
+        assert row["equality_times_productivity"]["per_seed"] == [
+            pytest.approx(sum(by_method[method]["equality_times_productivity"]) / 2)]
+        assert len(row["mean_rates"]) == 7 and row["mean_rates_per_seed"] == [row["mean_rates"]]
+    assert (tmp_path / "trials" / "MetaGrad" / "gtb__MetaGrad__default__seed0" / "checkpoint.pt").exists()
 
 
 def test_cleanup_gif_example(tmp_path: Path):

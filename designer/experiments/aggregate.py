@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Callable, Mapping, Sequence
+import os
+import platform
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from designer.experiments.spec import Sweep
-from designer.experiments.sweep import TrialResult, read_result
+from designer.experiments.sweep import SweepSummary, TrialResult, read_result
 
 __all__ = [
     "GroupSummary",
@@ -39,10 +41,15 @@ __all__ = [
     "iqm",
     "learning_curves",
     "load_trials",
+    "machine_info",
     "markdown_tables",
     "plot_task_curves",
+    "save_figure",
+    "spread",
+    "subplots",
     "summarize",
     "summarize_records",
+    "sweep_records",
     "write_results",
 ]
 
@@ -159,6 +166,15 @@ def load_trials(sweep_dir: str | Path) -> list[TrialRecord]:
     order = _label_order(root)
     return sorted(records, key=lambda r: (*(order[i].get(lab, len(order[i])) for i, lab in enumerate(r.group)),
                                           *r.group, r.seed))
+
+
+def sweep_records(summary: SweepSummary) -> list[TrialRecord]:
+    """The trials of the sweep run that returned ``summary`` (other trials in its folder left out), in spec order;
+    ``RuntimeError`` with its table when any trial failed."""
+    if not summary.ok:
+        raise RuntimeError(f"{summary.table()}\nfailed trials {summary.failed}: see their error.txt; run the sweep "
+                           "again to retry them")
+    return [r for r in load_trials(summary.sweep_dir) if r.name in summary.results]
 
 
 def _label_order(root: Path) -> tuple[dict[str, int], dict[str, int], dict[str, int]]:
@@ -344,62 +360,118 @@ def _write_csvs(groups: Sequence[GroupSummary], records: Sequence[TrialRecord], 
 
 
 # ---------------------------------------------------------------------------- curves
-def _read_log(path: Path) -> dict[str, np.ndarray]:
+def _read_log(path: Path, columns: Sequence[str]) -> dict[str, np.ndarray]:
     with path.open(newline="") as fh:
         rows = list(csv.DictReader(fh))
     if not rows:
         raise ValueError(f"{path} has no evaluation rows")
-    missing = [k for k in ("episode", *METRICS) if k not in rows[0]]
+    missing = [k for k in ("episode", *columns) if k not in rows[0]]
     if missing:
         raise ValueError(f"{path} lacks columns {missing}")
-    return {k: np.array([float(r[k]) for r in rows]) for k in ("episode", *METRICS)}
+    return {k: np.array([float(r[k]) for r in rows]) for k in ("episode", *columns)}
 
 
-def learning_curves(records: Sequence[TrialRecord]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Evaluation episodes shared by every finished seed's ``log.csv`` and, per metric, a (seeds, evals) array."""
-    logs = [_read_log(r.path / "log.csv") for r in records if r.status == "ok"]
+def learning_curves(
+    records: Sequence[TrialRecord], columns: Iterable[str] = METRICS
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Evaluation episodes shared by every finished seed's ``log.csv`` and, per column, a (seeds, evals) array.
+
+    ``columns`` are ``log.csv`` columns (default: welfare, incentives, net), e.g. ``"info/cleaned"`` or a
+    designer's training metric ``"train/rate_0"`` (the mean over the iterations since the previous evaluation;
+    NaN on the first row, before any iteration).
+    """
+    names = tuple(columns)
+    logs = [_read_log(r.path / "log.csv", names) for r in records if r.status == "ok"]
     if not logs:
         raise ValueError("no finished trial to draw a curve from")
     common = logs[0]["episode"]
     for log in logs[1:]:
         common = np.intersect1d(common, log["episode"])
-    values = {m: np.stack([log[m][np.searchsorted(log["episode"], common)] for log in logs]) for m in METRICS}
+    values = {m: np.stack([log[m][np.searchsorted(log["episode"], common)] for log in logs]) for m in names}
     return common, values
 
 
 def plot_task_curves(
     curves: Mapping[str, tuple[np.ndarray, Mapping[str, np.ndarray]]], path: str | Path, *,
-    optimum: float | None = None, title: str = "",
+    optimum: float | None = None, title: str = "", metrics: Sequence[str] = METRICS,
+    titles: Mapping[str, str] | None = None, per_seed: bool = False,
+    references: Mapping[str, Sequence[tuple[float, str]]] | None = None,
 ) -> Path:
-    """A 3-panel PNG (welfare, incentives, net): per named group, the mean over seeds with a ± std band."""
+    """A PNG with one panel per metric: per named group, the mean over seeds with a ± std band.
+
+    Args:
+        curves: group name -> (evaluation episodes, metric -> (seeds, evals) array), e.g. from
+            :func:`learning_curves`.
+        path: the PNG to write.
+        optimum: a dashed line on the welfare and net panels (when drawn).
+        title: the figure's title.
+        metrics: the panels, keys of every group's arrays (default: welfare, incentives, net).
+        titles: panel titles by metric (default: the known metrics' titles, else the metric's name).
+        per_seed: draw each seed's curve (thin) instead of the ± std band: for seeds that differ in kind, not
+            degree.
+        references: more horizontal lines by metric, ``(value, legend label)`` (dashed, then dotted, ...).
+    """
+    lines: dict[str, list[tuple[float, str]]] = {m: list((references or {}).get(m, ())) for m in metrics}
+    for m in ("welfare", "net"):
+        if optimum is not None and m in lines:
+            lines[m].insert(0, (optimum, "optimum"))
+    names = {**_TITLES, **(titles or {})}
+    fig, axes = subplots(1, len(metrics), figsize=(5 * len(metrics), 4))
+    for name, (x, values) in curves.items():
+        for ax, m in zip(axes[0], metrics):
+            y = values[m]
+            mean, std = y.mean(0), y.std(0)
+            what = f"mean of {y.shape[0]} seeds" if per_seed else f"{y.shape[0]} seeds"
+            line = ax.plot(x, mean, lw=2 if per_seed else None, label=f"{name} ({what})")[0]
+            if per_seed:
+                ax.plot(x, y.T, color=line.get_color(), lw=0.7, alpha=0.35)
+            else:
+                ax.fill_between(x, mean - std, mean + std, alpha=0.2)
+    for ax, m in zip(axes[0], metrics):
+        for (value, label), style in zip(lines[m], ("--", ":", "-.", (0, (1, 3)))):
+            ax.axhline(value, color="k", ls=style, lw=1, label=label)
+        ax.set_title(names.get(m, m))
+        ax.set_xlabel("training episodes")
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=8)
+    if title:
+        fig.suptitle(f"{title} (mean {'and each seed' if per_seed else '± std over seeds'})")
+    return save_figure(fig, path, dpi=100)
+
+
+def subplots(nrows: int, ncols: int, **kwargs: Any) -> tuple[Any, Any]:
+    """``matplotlib.pyplot.subplots`` on the file-only Agg backend, axes always 2-D (needs the ``plot`` extra)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4))
-    for name, (x, values) in curves.items():
-        for ax, m in zip(axes, METRICS):
-            y = values[m]
-            mean, std = y.mean(0), y.std(0)
-            ax.plot(x, mean, label=f"{name} ({y.shape[0]} seeds)")
-            ax.fill_between(x, mean - std, mean + std, alpha=0.2)
-    for ax, m in zip(axes, METRICS):
-        ax.set_title(_TITLES[m])
-        ax.set_xlabel("training episodes")
-        ax.grid(alpha=0.3)
-    if optimum is not None:
-        for ax in (axes[0], axes[2]):
-            ax.axhline(optimum, color="k", ls="--", lw=1, label="optimum" if ax is axes[0] else None)
-    axes[0].legend(fontsize=8)
-    if title:
-        fig.suptitle(f"{title} (mean ± std over seeds)")
-    fig.tight_layout()
+    return plt.subplots(nrows, ncols, squeeze=False, **kwargs)
+
+
+def save_figure(fig: Any, path: str | Path, dpi: int = 120) -> Path:
+    """Lay out, write (creating the folder) and close a figure; returns the path."""
+    import matplotlib.pyplot as plt
+
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=100)
+    fig.tight_layout()
+    fig.savefig(out, dpi=dpi)
     plt.close(fig)
     return out
+
+
+def spread(values: Sequence[float] | np.ndarray) -> dict[str, Any]:
+    """``{"mean", "std", "per_seed"}`` of one number per seed, for result files (``std`` is the population std,
+    ddof 0, as the example scripts' tables; :class:`MetricSummary` has the sample std)."""
+    x = np.asarray(values, dtype=np.float64)
+    return {"mean": float(x.mean()), "std": float(x.std()), "per_seed": x.tolist()}
+
+
+def machine_info() -> dict[str, Any]:
+    """The machine a result was measured on: platform, Python, logical CPUs and the load average."""
+    return {"platform": platform.platform(), "python": platform.python_version(), "logical_cpus": os.cpu_count(),
+            "load_average": os.getloadavg()}
 
 
 # ----------------------------------------------------------------------------- write

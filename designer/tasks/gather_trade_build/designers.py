@@ -12,7 +12,9 @@ designer plugs into the generic trainer through :meth:`Designer.wrap_env` (metho
 - :class:`TaxModelDesigner` (``none``, ``fixed``): a fixed tax model (free market, US federal 2018, Saez, or
   constant rates) from :mod:`incentive_envs.gtb.tax_models`.
 
-None pays an incentive: each logs the step's tax data (:class:`StepLog`) through the rollout's records.
+None pays an incentive: each logs the step's tax data (:class:`StepLog`) through the rollout's records, and each
+reports the mean rate per bracket enacted in every training batch as the training metrics ``rate_0`` ..
+``rate_{K-1}`` (so a run's ``log.csv`` holds the schedule over training as ``train/rate_<b>`` columns).
 """
 
 from __future__ import annotations
@@ -25,21 +27,28 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from designer.algorithms.base import Designer, IncentiveCall, Metrics, require_finite
+from designer.algorithms.base import Collect, Designer, IncentiveCall, Metrics, require_finite
 from designer.algorithms.metagrad import MetaGradDesigner
 from designer.batch import Batch, discounted_returns
 from designer.config import DesignerConfig
-from designer.learners import mixed_probs
+from designer.learners import AgentLearner, mixed_probs
 from designer.rollout import IncentiveInputs
 from designer.tasks.gather_trade_build.networks import PlannerNet, StateCritic, TaxNet
-from designer.tasks.gather_trade_build.records import StepFeatures, rebuild_rewards
-from incentive_envs.gtb import FreeMarketTax, SaezTax, TaxModel, USFederalTax
+from designer.tasks.gather_trade_build.records import StepFeatures, rebuild_rewards, schedule_of
+from incentive_envs.gtb import FreeMarketTax, GTBSchema, SaezTax, TaxModel, USFederalTax
 from wrappers import StepContext, TaxRatesWrapper
 
 if TYPE_CHECKING:
     from designer.tasks.gather_trade_build.task import GTBTask
 
-__all__ = ["StepLog", "TaxDualRLDesigner", "TaxMetaGradDesigner", "TaxModelDesigner", "tax_model_designer"]
+__all__ = [
+    "StepLog",
+    "TaxDualRLDesigner",
+    "TaxMetaGradDesigner",
+    "TaxModelDesigner",
+    "rate_metrics",
+    "tax_model_designer",
+]
 
 
 class StepLog(IncentiveCall):
@@ -60,6 +69,25 @@ class StepLog(IncentiveCall):
         return {}
 
 
+def rate_metrics(batch: Batch, schema: GTBSchema) -> Metrics:
+    """``rate_<b>``: the mean rate of bracket ``b`` over the periods enacted in ``batch`` (empty when none was)."""
+    rates = schedule_of(batch, schema)
+    return {f"rate_{b}": float(r) for b, r in enumerate(rates.mean(0))} if len(rates) else {}
+
+
+class _ReportsRates(Designer):
+    """Base of the tax designers: adds :func:`rate_metrics` of each training batch to the iteration's metrics."""
+
+    def __init__(self, task: GTBTask, config: DesignerConfig, generator: torch.Generator | None = None) -> None:
+        self.schema = task.schema
+        super().__init__(task, config, generator)
+        self.metric_names = (*self.metric_names, *(f"rate_{b}" for b in range(self.schema.n_brackets)))
+
+    def iterate(self, learner: AgentLearner, collect: Collect, batch: Batch) -> tuple[Batch, Metrics]:
+        next_batch, metrics = super().iterate(learner, collect, batch)
+        return next_batch, {**metrics, **rate_metrics(batch, self.schema)}
+
+
 class _NetRates:
     """The MetaGrad tax network as a ``rates_fn``: rates from the planner's observation, no gradient."""
 
@@ -72,7 +100,7 @@ class _NetRates:
             return self.net(x)[0].double().numpy()
 
 
-class TaxMetaGradDesigner(MetaGradDesigner):
+class TaxMetaGradDesigner(_ReportsRates, MetaGradDesigner):
     """MetaGrad (m1/m2) tax designer for Gather-Trade-Build (method.md §2.5 with §7.1.5-6 fixed).
 
     The tax network (:class:`TaxNet`) sets the rates at each period start from the planner's true observation
@@ -83,7 +111,6 @@ class TaxMetaGradDesigner(MetaGradDesigner):
     """
 
     def __init__(self, task: GTBTask, config: DesignerConfig, generator: torch.Generator | None = None) -> None:
-        self.schema = task.schema
         self.step_features = StepFeatures(task.schema)
         super().__init__(task, config, generator)
 
@@ -107,6 +134,19 @@ class TaxMetaGradDesigner(MetaGradDesigner):
     def agent_rewards(self, batch: Batch) -> tuple[Tensor, Tensor]:
         return rebuild_rewards(batch, self.rates(batch), self.schema)
 
+    def live_units(self, states: Tensor) -> float:
+        """Fraction of the tax network's last hidden ReLU units active on at least one of ``states``.
+
+        The output layer has no bias, so with every unit dead all rates sit at sigmoid(0) = 0.5.
+        """
+        inputs: list[Tensor] = []
+        output_layer = [m for m in self.net.modules() if isinstance(m, nn.Linear)][-1]
+        hook = output_layer.register_forward_hook(lambda module, args, output: inputs.append(args[0]))
+        with torch.no_grad():
+            self.net(states.reshape(-1, states.shape[-1]))
+        hook.remove()
+        return float((inputs[0] > 0).any(0).float().mean())
+
 
 class _PlannerRates:
     """The dual-RL planner as a ``rates_fn``: samples one level per bracket from its masked, mixed policy."""
@@ -127,7 +167,7 @@ class _PlannerRates:
         return d.rate_values[chosen].numpy()
 
 
-class TaxDualRLDesigner(Designer):
+class TaxDualRLDesigner(_ReportsRates):
     """The AI-Economist-style dual-RL planner (method.md §4.1, GTB; §7.1.10 fixed), learning-oblivious.
 
     At each period start it picks, per bracket, one of ``n_levels`` actions (0 keeps the current rate, ``k``
@@ -144,7 +184,7 @@ class TaxDualRLDesigner(Designer):
 
     def __init__(self, task: GTBTask, config: DesignerConfig, generator: torch.Generator) -> None:
         super().__init__(task, config)
-        self.schema = schema = task.schema
+        schema = self.schema
         self.options = options = task.options
         self.step_features = StepFeatures(schema)
         k, n = schema.n_brackets, options.n_levels
@@ -247,7 +287,7 @@ class TaxDualRLDesigner(Designer):
         self.critic_opt.load_state_dict(state["critic_opt"])
 
 
-class TaxModelDesigner(Designer):
+class TaxModelDesigner(_ReportsRates):
     """A fixed tax model (free market, US federal, Saez, constant rates) through :class:`TaxRatesWrapper`.
 
     Training envs share the model (Saez pools the incomes of every training episode, as Foundation's global
