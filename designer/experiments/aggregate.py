@@ -32,6 +32,7 @@ import numpy as np
 
 from designer.experiments.spec import Sweep
 from designer.experiments.sweep import SweepSummary, TrialResult, read_result
+from incentive_envs.validation import finite_vector
 
 __all__ = [
     "GroupSummary",
@@ -67,17 +68,8 @@ def _iqm_rows(samples: np.ndarray) -> np.ndarray:
 
 def iqm(values: Sequence[float] | np.ndarray) -> float:
     """Interquartile mean: the mean after trimming ``floor(n / 4)`` values from each end (n >= 1)."""
-    x = _finite_1d("values", values)
+    x = finite_vector("values", values)
     return float(_iqm_rows(x))
-
-
-def _finite_1d(name: str, values: Sequence[float] | np.ndarray) -> np.ndarray:
-    x = np.asarray(values, dtype=np.float64)
-    if x.ndim != 1 or x.size == 0:
-        raise ValueError(f"{name} must be a non-empty 1-D sequence, got shape {x.shape}")
-    if not np.isfinite(x).all():
-        raise FloatingPointError(f"{name} must be finite, got {x.tolist()}")
-    return x
 
 
 def bootstrap_ci(
@@ -97,7 +89,7 @@ def bootstrap_ci(
         confidence: interval mass (0.95: the 2.5th and 97.5th percentiles).
         seed: seed of the resampling generator (same seed, same interval).
     """
-    x = _finite_1d("values", values)
+    x = finite_vector("values", values)
     if not isinstance(reps, int) or reps < 1:
         raise ValueError(f"reps must be an integer >= 1, got {reps!r}")
     if not 0 < confidence < 1:
@@ -122,7 +114,7 @@ class MetricSummary:
 
     @classmethod
     def of(cls, values: Sequence[float], *, reps: int, confidence: float, seed: int) -> MetricSummary:
-        x = _finite_1d("values", values)
+        x = finite_vector("values", values)
         low, high = bootstrap_ci(x, reps=reps, confidence=confidence, seed=seed)
         return cls(n=x.size, mean=float(x.mean()), std=float(x.std(ddof=1)) if x.size > 1 else None,
                    iqm=iqm(x), ci_low=low, ci_high=high)

@@ -1,6 +1,7 @@
 """Gather-Trade-Build for the designer: the task, its tax designers, networks and records (one module each).
 
-- :mod:`.task`: :func:`gtb_task` / :class:`GTBTask` and :func:`evaluate_taxes`;
+- :mod:`.game`: :class:`GTBTask` (what the designers know about the economy) and the tax options;
+- :mod:`.task`: the registered :func:`gtb_task` factory and :func:`evaluate_taxes`;
 - :mod:`.designers`: MetaGrad, dual-RL and fixed-model tax designers acting through the tax-rate control point;
 - :mod:`.networks`: the paper's image+vector networks;
 - :mod:`.records`: the step data the designers log, the differentiable reward rebuild and the tax report.
@@ -14,9 +15,10 @@ from designer.tasks.gather_trade_build.designers import (
     TaxMetaGradDesigner,
     TaxModelDesigner,
 )
+from designer.tasks.gather_trade_build.game import GTBTask, GTBTaxOptions
 from designer.tasks.gather_trade_build.networks import PlannerNet, SpatialFlatNet, StateCritic, TaxNet
 from designer.tasks.gather_trade_build.records import StepFeatures, rebuild_rewards, schedule_of, tax_report
-from designer.tasks.gather_trade_build.task import GTBTask, GTBTaxOptions, evaluate_taxes, gtb_task
+from designer.tasks.gather_trade_build.task import evaluate_taxes, gtb_task
 
 __all__ = [
     "GTBTask",

@@ -20,8 +20,9 @@ reports the mean rate per bracket enacted in every training batch as the trainin
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import torch
@@ -33,13 +34,12 @@ from designer.batch import Batch, discounted_returns
 from designer.config import DesignerConfig
 from designer.learners import AgentLearner, mixed_probs
 from designer.rollout import IncentiveInputs
+from designer.task import Task
+from designer.tasks.gather_trade_build.game import as_gtb_task
 from designer.tasks.gather_trade_build.networks import PlannerNet, StateCritic, TaxNet
 from designer.tasks.gather_trade_build.records import StepFeatures, rebuild_rewards, schedule_of
 from incentive_envs.gtb import FreeMarketTax, GTBSchema, SaezTax, TaxModel, USFederalTax
 from wrappers import StepContext, TaxRatesWrapper
-
-if TYPE_CHECKING:
-    from designer.tasks.gather_trade_build.task import GTBTask
 
 __all__ = [
     "StepLog",
@@ -78,8 +78,8 @@ def rate_metrics(batch: Batch, schema: GTBSchema) -> Metrics:
 class _ReportsRates(Designer):
     """Base of the tax designers: adds :func:`rate_metrics` of each training batch to the iteration's metrics."""
 
-    def __init__(self, task: GTBTask, config: DesignerConfig, generator: torch.Generator | None = None) -> None:
-        self.schema = task.schema
+    def __init__(self, task: Task, config: DesignerConfig, generator: torch.Generator | None = None) -> None:
+        self.schema = as_gtb_task(task).schema
         super().__init__(task, config, generator)
         self.metric_names = (*self.metric_names, *(f"rate_{b}" for b in range(self.schema.n_brackets)))
 
@@ -110,8 +110,8 @@ class TaxMetaGradDesigner(_ReportsRates, MetaGradDesigner):
     no cost; the outer weights are GAE advantages from the designer critic (``use_critic``).
     """
 
-    def __init__(self, task: GTBTask, config: DesignerConfig, generator: torch.Generator | None = None) -> None:
-        self.step_features = StepFeatures(task.schema)
+    def __init__(self, task: Task, config: DesignerConfig, generator: torch.Generator | None = None) -> None:
+        self.step_features = StepFeatures(as_gtb_task(task).schema)
         super().__init__(task, config, generator)
 
     def _make_net(self) -> nn.Module:
@@ -182,10 +182,10 @@ class TaxDualRLDesigner(_ReportsRates):
 
     metric_names = ("planner_loss", "planner_entropy", "planner_value_loss", "rate_cap")
 
-    def __init__(self, task: GTBTask, config: DesignerConfig, generator: torch.Generator) -> None:
+    def __init__(self, task: Task, config: DesignerConfig, generator: torch.Generator) -> None:
         super().__init__(task, config)
         schema = self.schema
-        self.options = options = task.options
+        self.options = options = as_gtb_task(task).options
         self.step_features = StepFeatures(schema)
         k, n = schema.n_brackets, options.n_levels
         with torch.random.fork_rng(devices=[]):
@@ -261,11 +261,10 @@ class TaxDualRLDesigner(_ReportsRates):
         loss = -(logp * advantage).mean() - self.config.dual_entropy * entropy.mean()
         value_loss = ((value - target) ** 2).mean()
         clip = self.options.planner_grad_clip
-        for opt, params, objective in ((self.opt, self.policy.parameters(), loss),
-                                       (self.critic_opt, self.critic.parameters(), value_loss)):
+        for opt, module, objective in ((self.opt, self.policy, loss), (self.critic_opt, self.critic, value_loss)):
             opt.zero_grad(set_to_none=True)
             objective.backward()
-            params = list(params)
+            params = list(module.parameters())
             require_finite("dual-RL planner gradient", [p.grad for p in params if p.grad is not None], self.iteration)
             torch.nn.utils.clip_grad_norm_(params, clip)
             opt.step()
@@ -294,10 +293,10 @@ class TaxModelDesigner(_ReportsRates):
     buffer); each evaluation env gets a copy, so evaluation never changes it.
     """
 
-    def __init__(self, task: GTBTask, config: DesignerConfig, model: TaxModel) -> None:
+    def __init__(self, task: Task, config: DesignerConfig, model: TaxModel) -> None:
         super().__init__(task, config)
         self.model = model
-        self._incentive = StepLog(StepFeatures(task.schema))
+        self._incentive = StepLog(StepFeatures(as_gtb_task(task).schema))
 
     def wrap_env(self, env: Any, eval_generator: torch.Generator | None = None) -> TaxRatesWrapper:
         return TaxRatesWrapper(env, self.model if eval_generator is None else copy.deepcopy(self.model))
@@ -321,19 +320,19 @@ class TaxModelDesigner(_ReportsRates):
             m.rng.bit_generator.state = state["rng"]
 
 
-def tax_model_designer(task: GTBTask, config: DesignerConfig, generator: torch.Generator) -> TaxModelDesigner:
+def tax_model_designer(task: Task, config: DesignerConfig, generator: torch.Generator) -> TaxModelDesigner:
     """``none``: the task's fixed tax model (free market, US federal or Saez); ``fixed``: constant rates
     ``config.fixed_values`` (under the US-federal cap schedule when annealed)."""
-    options = task.options
-    cap = {"anneal_cap": options.anneal_cap, "initial_cap": options.initial_max_tax_rate,
-           "anneal_episodes": options.n_episodes_reach_max_rate}
+    options = as_gtb_task(task).options
+    capped = functools.partial(USFederalTax, anneal_cap=options.anneal_cap, initial_cap=options.initial_max_tax_rate,
+                               anneal_episodes=options.n_episodes_reach_max_rate)
     model: TaxModel
     if config.algorithm == "fixed":
-        model = USFederalTax(rates=config.fixed_values, **cap)
+        model = capped(rates=config.fixed_values)
     elif options.tax_model == "free_market":
         model = FreeMarketTax()
     elif options.tax_model == "us_federal":
-        model = USFederalTax(**cap)
+        model = capped()
     else:
         model = SaezTax(seed=int(torch.randint(0, 2**31 - 1, (1,), generator=generator)))
     return TaxModelDesigner(task, config, model)

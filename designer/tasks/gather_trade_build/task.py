@@ -1,131 +1,34 @@
-"""The Gather-Trade-Build task: what the tax designers know about the economy (method.md §2.5, §5.3).
-
-Everything game-specific comes from the env module: the observation and state layout
-(:attr:`GatherTradeBuildEnv.schema <incentive_envs.gather_trade_build.GatherTradeBuildEnv.schema>`), the step
-infos (:data:`incentive_envs.gtb.STEP_INFO_KEYS`) and the reward rules (:mod:`incentive_envs.gtb.rewards`).
-"""
+"""The ``gather_trade_build`` task: the paper's agents and designers on the economy (method.md §2.5, §5.3), and
+the evaluation report of a trained run."""
 
 from __future__ import annotations
 
-import functools
-import math
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, Final, Protocol
-
-import numpy as np
-from torch import nn
 
 from designer.batch import Batch
 from designer.config import DesignerConfig
-from designer.learners import LearnerConfig, NetFactory
+from designer.learners import LearnerConfig
 from designer.registry import DesignerFactory, register_task
-from designer.task import Output, Task
+from designer.task import Task
 from designer.tasks.gather_trade_build.designers import (
     TaxDualRLDesigner,
     TaxMetaGradDesigner,
     tax_model_designer,
 )
-from designer.tasks.gather_trade_build.networks import StateCritic, agent_net_factory
-from designer.tasks.gather_trade_build.records import StepFeatures, tax_report
-from incentive_envs.gather_trade_build import parallel_env
-from incentive_envs.gtb.tax_models import annealed_rate_cap
-from wrappers import StepContext
+from designer.tasks.gather_trade_build.game import GTBTask, GTBTaxOptions
+from designer.tasks.gather_trade_build.records import tax_report
 
-__all__ = ["R_SCALAR", "TAX_MODELS", "GTBTask", "GTBTaxOptions", "evaluate_taxes", "gtb_task"]
+__all__ = ["TAX_DESIGNERS", "evaluate_taxes", "gtb_task"]
 
-TAX_MODELS: Final = ("free_market", "us_federal", "saez")
-R_SCALAR: Final = 0.01
-"""The MetaGrad designer's reward is ``R_SCALAR * productivity * equality`` after each step (method.md §2.5)."""
-
-
-@dataclass(frozen=True)
-class GTBTaxOptions:
-    """Tax-designer settings that are not in :class:`DesignerConfig` (task keyword arguments).
-
-    Attributes:
-        tax_model: the fixed model used by ``algorithm="none"``: ``free_market``, ``us_federal`` or ``saez``.
-        anneal_cap: anneal the US federal / fixed rates' cap (method.md §3.3.7).
-        initial_max_tax_rate, n_episodes_reach_max_rate: the cap rises linearly from the first to 1 over the
-            second (completed training episodes); used by the dual-RL planner and, with ``anneal_cap``, by
-            the fixed schedules.
-        planner_epsilon_start, planner_epsilon_end, planner_epsilon_iters: the dual-RL planner's exploration.
-        planner_critic_lr, planner_grad_clip: its critic learning rate and gradient-norm clip.
-        rate_step, n_levels: the planner's levels: 0 keeps the rate, ``k`` sets ``(k - 1) * rate_step``.
-    """
-
-    tax_model: str = "free_market"
-    anneal_cap: bool = False
-    initial_max_tax_rate: float = 0.1
-    n_episodes_reach_max_rate: int = 8000
-    planner_epsilon_start: float = 0.5
-    planner_epsilon_end: float = 0.05
-    planner_epsilon_iters: int = 5000
-    planner_critic_lr: float = 2.0762e-4
-    planner_grad_clip: float = 10.0
-    rate_step: float = 0.05
-    n_levels: int = 22
-
-    def __post_init__(self) -> None:
-        if self.tax_model not in TAX_MODELS:
-            raise ValueError(f"tax_model must be one of {TAX_MODELS}, got {self.tax_model!r}")
-        if self.n_episodes_reach_max_rate < 1 or self.planner_epsilon_iters < 1:
-            raise ValueError("n_episodes_reach_max_rate and planner_epsilon_iters must be >= 1")
-        if not 0 <= self.initial_max_tax_rate <= 1:
-            raise ValueError(f"initial_max_tax_rate must be in [0, 1], got {self.initial_max_tax_rate}")
-        if self.n_levels < 2 or not math.isclose((self.n_levels - 2) * self.rate_step, 1.0):
-            raise ValueError(f"levels must reach rate 1: (n_levels - 2) * rate_step = 1, got {self.n_levels}, "
-                             f"{self.rate_step}")
-
-    def cap(self, completed_episodes: int) -> float:
-        return annealed_rate_cap(completed_episodes, self.initial_max_tax_rate, self.n_episodes_reach_max_rate)
-
-
-class GTBTask(Task):
-    """Shared PPO agents over the flat observation (masked actions), the planner's state as the designer's
-    observation, and the tax designers of :mod:`designer.tasks.gather_trade_build.designers`."""
-
-    designers: Mapping[str, DesignerFactory] = {
-        "metagrad": TaxMetaGradDesigner,
-        "metagrad_m2": TaxMetaGradDesigner,
-        "dual_rl": TaxDualRLDesigner,
-        "fixed": tax_model_designer,
-        "none": tax_model_designer,
-    }
-
-    def __init__(self, options: GTBTaxOptions, env_kwargs: Mapping[str, Any], **configs: Any) -> None:
-        make_env = functools.partial(parallel_env, **env_kwargs)
-        super().__init__("gather_trade_build", make_env, env_kwargs=env_kwargs, **configs)
-        env = make_env()
-        self.schema = env.schema
-        env.close()
-        self.options = options
-        self.step_features = StepFeatures(self.schema)
-
-    @property
-    def outputs(self) -> Mapping[str, Output]:
-        return {}  # the designers set tax rates; none pays an incentive
-
-    @property
-    def feature_dim(self) -> int:
-        return self.step_features.size
-
-    def features(self, ctx: StepContext) -> np.ndarray:
-        return self.step_features(ctx)
-
-    def designer_reward(self, ctx: StepContext) -> float:
-        info = ctx.infos[ctx.possible_agents[0]]
-        return R_SCALAR * float(info["productivity"]) * float(info["equality"])
-
-    def action_mask(self, agent: str, obs: Any, info: Mapping[str, Any]) -> np.ndarray:
-        return np.asarray(info["action_mask"], dtype=np.float32)
-
-    def agent_nets(self) -> NetFactory:
-        return agent_net_factory(self.schema)
-
-    def state_critic(self, config: DesignerConfig) -> nn.Module:
-        return StateCritic(self.schema, config.critic_hidden)
-
+TAX_DESIGNERS: Final[Mapping[str, DesignerFactory]] = {
+    "metagrad": TaxMetaGradDesigner,
+    "metagrad_m2": TaxMetaGradDesigner,
+    "dual_rl": TaxDualRLDesigner,
+    "fixed": tax_model_designer,
+    "none": tax_model_designer,
+}
+"""The task's own implementation of each registered algorithm it supports."""
 
 @register_task("gather_trade_build")
 def gtb_task(
@@ -158,6 +61,7 @@ def gtb_task(
     return GTBTask(
         options,
         kwargs,
+        TAX_DESIGNERS,
         learner=LearnerConfig(
             kind="ppo", optimizer="adam", lr=3.3e-4, gamma=0.99, entropy_coef=0.184, reduction="mean",
             epsilon_start=0.5, epsilon_end=0.05, epsilon_iters=5000, shared=True, hidden=(128, 128),
