@@ -20,6 +20,7 @@ from gymnasium import spaces
 from pettingzoo import AECEnv, ParallelEnv
 
 from incentive_envs.validation import check_joint_action
+from wrappers.budgets import exact_value, finite_total, fixed_sum, recentred, scale_factor, to_float, within_budgets
 
 __all__ = [
     "ADDED_INFO_KEYS",
@@ -31,10 +32,11 @@ __all__ = [
     "ParallelCore",
     "PaymentRules",
     "StepContext",
-    "check_env_rewards",
     "check_options",
+    "check_rewards",
     "extend_infos",
     "has_state",
+    "refuse_nesting",
     "snapshot",
 ]
 
@@ -192,11 +194,29 @@ def extend_infos(
     return out
 
 
+def refuse_nesting(env: Any, kind: type, wrapper: str) -> None:
+    """Raise ``ValueError`` if a ``kind`` wrapper is anywhere down ``env``'s chain of wrappers and converters.
+
+    Checked at construction, so a stacked wrapper fails before any step is booked by the inner one.
+    """
+    seen: set[int] = set()
+    layer = env
+    while layer is not None and id(layer) not in seen:
+        if isinstance(layer, kind):
+            raise ValueError(f"env is already wrapped by {type(layer).__name__}; nest one {wrapper} at most")
+        seen.add(id(layer))
+        inner = vars(layer) if hasattr(layer, "__dict__") else {}  # not getattr: wrappers forward unknown names
+        # where PettingZoo, Gymnasium and SuperSuit wrappers and converters keep the env they wrap
+        layer = next((inner[name] for name in ("env", "aec_env", "par_env") if inner.get(name) is not None), None)
+
+
 class EpisodeGuard:
     """Mixin: the episode's step counter and the one call-order check of every wrapper's ``step``.
 
     Between :meth:`_env_stepped` and :meth:`_step_done` the wrapper counts as failed, so an exception after
     the env has moved (a bad payment, a bad rate) makes it refuse further steps until ``reset``.
+
+    Copies (``pickle``, ``copy.deepcopy``, ``copy.copy``) are refused mid-episode, see :meth:`__getstate__`.
     """
 
     env: Any
@@ -230,6 +250,26 @@ class EpisodeGuard:
         self._step += 1
         self._failed = False
 
+    def _mid_episode(self) -> bool:
+        """Whether an episode is under way: reset, not failed and not over."""
+        return self._started and not self._failed and not self._episode_over()
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The state to pickle or copy; ``RuntimeError`` mid-episode, where no copy could be faithful.
+
+        PettingZoo and Gymnasium envs pickle by their constructor arguments (``EzPickle``: that is what lets vector
+        envs ship them to worker processes), so their copy is a fresh env, not the running episode. Paired with the
+        original's books, step counter and designer observation, it would book a different episode. Copies are
+        made before ``reset()`` or after the episode (or a failed step), when env, guard and books agree.
+        """
+        if self._mid_episode():
+            raise RuntimeError(
+                f"cannot copy {type(self).__name__} mid-episode: its env would be copied without the running "
+                "episode (PettingZoo/Gymnasium envs pickle by constructor arguments), leaving stale books; copy it "
+                "before reset() or after the episode has ended"
+            )
+        return dict(self.__dict__)
+
 
 class ParallelCore(EpisodeGuard):
     """Mixin for wrappers of a PettingZoo ``ParallelEnv``: checked reset and step, and the designer's view."""
@@ -262,7 +302,7 @@ class ParallelCore(EpisodeGuard):
         check_joint_action(actions, acting, self.env.action_space)
         obs, rewards, terms, truncs, infos = self.env.step(actions)
         self._env_stepped()
-        return acting, obs, check_env_rewards(rewards, self._step), terms, truncs, infos
+        return acting, obs, check_rewards(rewards, self._step), terms, truncs, infos
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -272,6 +312,8 @@ class ParallelCore(EpisodeGuard):
 @dataclass(frozen=True)
 class PaymentRules:
     """How raw payments become paid incentives.
+
+    The budgets bound the paid incentives summed exactly (not a rounded running total), so they hold exactly.
 
     Attributes:
         budget_per_step: bound on ``|sum of payments|`` in one step, or None.
@@ -315,13 +357,17 @@ def _as_number(value: Any, what: str) -> float:
         raise TypeError(f"{what} must be a number, got {value!r} of type {type(value).__name__}") from None
 
 
-def check_env_rewards(rewards: Mapping[str, Any], step: int) -> dict[str, float]:
-    """The env's rewards as floats; NaN/inf raises ``FloatingPointError`` naming agent, value and step."""
+def check_rewards(rewards: Mapping[str, Any], step: int, what: str = "env reward") -> dict[str, float]:
+    """``rewards`` as floats; NaN/inf raises ``FloatingPointError`` naming ``what``, agent, value and step.
+
+    Wrappers check the env's rewards on the way in and their own (``what="shaped reward"``) on the way out,
+    after all their rules: finite parts can add up to an infinite reward.
+    """
     out = {}
     for agent, value in rewards.items():
-        r = _as_number(value, f"env reward of {agent} at step {step}")
+        r = _as_number(value, f"{what} of {agent} at step {step}")
         if not math.isfinite(r):
-            raise FloatingPointError(f"env reward of {agent} at step {step} is {r}; rewards must be finite")
+            raise FloatingPointError(f"{what} of {agent} at step {step} is {r}; rewards must be finite")
         out[agent] = r
     return out
 
@@ -329,13 +375,17 @@ def check_env_rewards(rewards: Mapping[str, Any], step: int) -> dict[str, float]
 class IncentiveBooks:
     """Mixin: the incentive function, its :class:`PaymentRules`, and the episode's accounts.
 
+    The costs and the welfare are the exact sums of the paid incentives and env rewards rounded to the nearest float
+    (:mod:`wrappers.budgets`): the budgets hold for the exact sums, hence for these. The accounts stay finite:
+    a step that would make one infinite raises ``FloatingPointError`` before anything is booked.
+
     Public attributes (the accounts are reset by every ``reset``):
         incentive_fn: the incentive function in force (swap it with :meth:`set_incentive`).
         rules: the :class:`PaymentRules`.
         last_context: the :class:`StepContext` of the last step (None before the first step).
         last_payments: incentive paid to each acting agent in the last step, after the rules.
         step_cost: sum paid in the last step. Payments are signed, so a penalty lowers the cost.
-        episode_cost: sum paid this episode.
+        episode_cost: sum paid this episode (exact, then rounded; not a running float total).
         episode_welfare: sum of all env rewards this episode (the social welfare).
         episode_incentives: incentive paid to each agent this episode.
         episode_env_rewards: env reward of each agent this episode.
@@ -352,9 +402,13 @@ class IncentiveBooks:
     episode_incentives: dict[str, float]
     episode_env_rewards: dict[str, float]
     episode_steps: int
+    _episode_total: int
+    _welfare_total: int
+    env: Any
     _env_agents: EnvAgents
 
     def _init_books(self, env_agents: EnvAgents, incentive_fn: IncentiveFn, rules: PaymentRules) -> None:
+        refuse_nesting(self.env, IncentiveBooks, "incentive wrapper")
         self._env_agents = env_agents
         self.rules = rules
         self.set_incentive(incentive_fn)
@@ -369,6 +423,8 @@ class IncentiveBooks:
         self.last_payments = {}
         self.step_cost = 0.0
         self.episode_cost = 0.0
+        self._episode_total = 0  # episode_cost and episode_welfare exactly, in units of 2**-1074 (budgets.fixed)
+        self._welfare_total = 0
         self.episode_welfare = 0.0
         self.episode_incentives = {}
         self.episode_env_rewards = {}
@@ -398,7 +454,7 @@ class IncentiveBooks:
         Raises:
             TypeError: ``raw`` is not a mapping or a payment is not a number.
             KeyError: a payment is addressed to an unknown agent or one that did not act this step.
-            FloatingPointError: a payment is NaN or infinite.
+            FloatingPointError: a payment is NaN or infinite, or re-centred beyond the float range.
             ValueError: a negative payment under ``nonnegative``, or a budget exceeded under ``"raise"``.
         """
         if not isinstance(raw, Mapping):
@@ -417,54 +473,51 @@ class IncentiveBooks:
                 raise ValueError(f"incentive for {agent} at step {ctx.step} is {value} < 0 but nonnegative=True")
             payments[agent] = value
         if self.rules.budget_balanced and payments:
-            mean = sum(payments.values()) / len(payments)
-            payments = {a: v - mean for a, v in payments.items()}
+            payments = recentred(payments, ctx.step)
         return self._apply_budgets(payments, ctx.step)
 
-    def _within_budgets(self, total: float) -> bool:
-        step_ok = self.rules.budget_per_step is None or abs(total) <= self.rules.budget_per_step
-        episode_ok = self.rules.budget_per_episode is None or abs(self.episode_cost + total) <= (
-            self.rules.budget_per_episode
-        )
-        return step_ok and episode_ok
-
     def _apply_budgets(self, payments: dict[str, float], step: int) -> tuple[dict[str, float], bool]:
-        total = sum(payments.values())
-        if self._within_budgets(total):
-            return payments, False
+        step_total = fixed_sum(payments.values())  # exact
         rules = self.rules
+        if within_budgets(step_total, self._episode_total, rules.budget_per_step, rules.budget_per_episode):
+            return payments, False
         if rules.on_budget == "raise":
+            total = to_float(step_total)
             if rules.budget_per_step is not None and abs(total) > rules.budget_per_step:
                 raise ValueError(
                     f"step {step}: incentives sum to {total!r}; |sum| exceeds budget_per_step={rules.budget_per_step}"
                 )
             raise ValueError(
-                f"step {step}: episode incentives would reach {self.episode_cost + total!r} "
+                f"step {step}: episode incentives would reach {to_float(self._episode_total + step_total)!r} "
                 f"({self.episode_cost!r} so far + {total!r} this step), beyond budget_per_episode="
                 f"{rules.budget_per_episode}"
             )
-        # Largest common factor in [0, 1] that fits both budgets. The episode sum always lies within its
-        # budget, so factor 0 fits; nextafter steps absorb the rounding of the scaled sum.
-        factor = 1.0
-        if rules.budget_per_step is not None:
-            factor = min(factor, rules.budget_per_step / abs(total))
-        if rules.budget_per_episode is not None:
-            bound = rules.budget_per_episode if total > 0 else -rules.budget_per_episode
-            factor = min(factor, max(0.0, (bound - self.episode_cost) / total))
-        scaled = {a: v * factor for a, v in payments.items()}
-        while not self._within_budgets(sum(scaled.values())):
-            factor = float(np.nextafter(factor, 0.0))
-            scaled = {a: v * factor for a, v in payments.items()}
-        return scaled, True
+        # One common factor in [0, 1], in closed form, that keeps the exact sums within the budgets whatever the
+        # rounding of the scaled payments (see scale_factor)
+        paying = list(payments.values())
+        spent = exact_value(self._episode_total)
+        factor = scale_factor(paying, spent, rules.budget_per_step, rules.budget_per_episode)
+        return {a: v * factor for a, v in payments.items()}, True
 
     def _record(self, ctx: StepContext, payments: dict[str, float], env_rewards: Mapping[str, float]) -> None:
+        """Book the step; ``FloatingPointError`` (nothing booked) if an account would become infinite."""
+        step = ctx.step
+        step_total = fixed_sum(payments.values())
+        episode_total = self._episode_total + step_total
+        cost = finite_total(to_float(step_total), "the incentives paid this step", step, payments)
+        episode_cost = finite_total(to_float(episode_total), "the episode's incentives paid", step, payments)
+        welfare_total = self._welfare_total + fixed_sum(env_rewards.values())
+        welfare = finite_total(to_float(welfare_total), "the episode welfare", step, env_rewards)
+        finite_total(welfare - episode_cost, "designer_net (welfare - incentives paid)", step, payments)
+        env_totals = {a: self.episode_env_rewards.get(a, 0.0) + r for a, r in env_rewards.items()}
+        paid_totals = {a: self.episode_incentives.get(a, 0.0) + p for a, p in payments.items()}
+        for kind, totals, parts in (("env reward", env_totals, env_rewards), ("incentives", paid_totals, payments)):
+            for agent, total in totals.items():
+                finite_total(total, f"the episode {kind} of {agent}", step, parts)
         self.last_context = ctx
         self.last_payments = payments
-        self.step_cost = sum(payments.values())
-        self.episode_cost += self.step_cost
-        for agent, reward in env_rewards.items():
-            self.episode_env_rewards[agent] = self.episode_env_rewards.get(agent, 0.0) + reward
-            self.episode_welfare += reward
-        for agent, paid in payments.items():
-            self.episode_incentives[agent] = self.episode_incentives.get(agent, 0.0) + paid
+        self.step_cost, self.episode_cost, self.episode_welfare = cost, episode_cost, welfare
+        self._episode_total, self._welfare_total = episode_total, welfare_total
+        self.episode_env_rewards.update(env_totals)
+        self.episode_incentives.update(paid_totals)
         self.episode_steps += 1

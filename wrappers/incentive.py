@@ -45,8 +45,8 @@ from wrappers.core import (
     ParallelCore,
     PaymentRules,
     StepContext,
-    check_env_rewards,
     check_options,
+    check_rewards,
     extend_infos,
     has_state,
     snapshot,
@@ -78,7 +78,9 @@ class IncentiveWrapper(ParallelCore, IncentiveBooks, BaseParallelWrapper):
     Payments are computed after ``env.step`` from the pre-step designer observation and the joint action
     (so a rule may also look at what the step produced), pass the :class:`PaymentRules`, and are added to the
     step's rewards. See the module docstring for the ``infos`` keys and :class:`IncentiveBooks` for the
-    accounting attributes (``episode_cost``, ``episode_welfare``, ``episode_stats()``, ...).
+    accounting attributes (``episode_cost``, ``episode_welfare``, ``episode_stats()``, ...). One incentive
+    wrapper per env: nesting is refused at construction. Copies (pickle, deepcopy) are refused mid-episode
+    (see :meth:`~wrappers.core.EpisodeGuard.__getstate__`); copy before ``reset`` or after the episode.
 
     Args:
         env: the parallel env.
@@ -89,7 +91,9 @@ class IncentiveWrapper(ParallelCore, IncentiveBooks, BaseParallelWrapper):
         RuntimeError: ``step`` before ``reset``, after the episode ended, or after a failed payment.
         KeyError: actions do not name exactly the live agents; a payment to an unknown or non-acting agent.
         ValueError: an action outside its space; invalid ``options``; a rule violated (see PaymentRules).
-        FloatingPointError: a NaN/inf payment or env reward (naming agent, value and step).
+        FloatingPointError: a NaN/inf payment or env reward, or finite ones that add up to an infinite reward
+            or account (naming agent, value and step).
+        ValueError: (at construction) ``env`` is already wrapped by an incentive wrapper.
     """
 
     def __init__(
@@ -130,6 +134,7 @@ class IncentiveWrapper(ParallelCore, IncentiveBooks, BaseParallelWrapper):
             "IncentiveWrapper",
         )
         shaped = {agent: reward + payments.get(agent, 0.0) for agent, reward in env_rewards.items()}
+        check_rewards(shaped, self._step, "shaped reward")
         self._record(ctx, payments, env_rewards)
         self._designer_obs = self._designer_view(obs) if self.env.agents else None
         self._step_done()
@@ -194,13 +199,13 @@ class AECIncentiveWrapper(EpisodeGuard, IncentiveBooks, BaseWrapper):
         self.env.step(action)
         self._env_stepped()
         inner = self.env.unwrapped
-        env_rewards = check_env_rewards(inner.rewards, self._step)
+        env_rewards = check_rewards(inner.rewards, self._step)
         ctx = self._env_agents.context(designer_obs, {agent: action}, env_rewards, inner.infos, (agent,), self._step)
         payments, scaled = self._pay(ctx)
         if payments and agent not in env_rewards:
             raise RuntimeError(f"the env removed {agent} during its own step; its incentive cannot be paid")
-        self._record(ctx, payments, env_rewards)
         self._mirror(env_rewards, payments, scaled, acting=agent)
+        self._record(ctx, payments, env_rewards)
         self._step_done()
 
     def _mirror(
@@ -210,13 +215,14 @@ class AECIncentiveWrapper(EpisodeGuard, IncentiveBooks, BaseWrapper):
         scaled: bool,
         acting: str | None,
     ) -> None:
-        """Rebuild this wrapper's reward and info dicts over the inner env's current agents."""
+        """Rebuild this wrapper's reward and info dicts over the inner env's current agents (checked finite)."""
         inner = self.env.unwrapped
-        env_rewards = env_rewards or check_env_rewards(inner.rewards, self._step)
-        if acting is not None:
-            self._cumulative_rewards[acting] = 0.0
-        self.rewards = {a: env_rewards[a] + payments.get(a, 0.0) for a in inner.rewards}
-        self._cumulative_rewards = {a: self._cumulative_rewards.get(a, 0.0) + r for a, r in self.rewards.items()}
+        env_rewards = env_rewards or check_rewards(inner.rewards, self._step)
+        cumulative = {**self._cumulative_rewards, **({} if acting is None else {acting: 0.0})}
+        rewards = {a: env_rewards[a] + payments.get(a, 0.0) for a in inner.rewards}
+        self.rewards = check_rewards(rewards, self._step, "shaped reward")
+        cumulative = {a: cumulative.get(a, 0.0) + r for a, r in self.rewards.items()}
+        self._cumulative_rewards = check_rewards(cumulative, self._step, "cumulative reward")
         self.infos = {
             a: {**i, **self._info(env_rewards[a], payments.get(a, 0.0), scaled)} for a, i in inner.infos.items()
         }
@@ -263,18 +269,19 @@ class GymIncentiveWrapper(EpisodeGuard, IncentiveBooks, gymnasium.Wrapper, gymna
         check_joint_action({GYM_AGENT: action}, [GYM_AGENT], lambda _: self.env.action_space)
         obs, reward, terminated, truncated, info = self.env.step(action)
         self._env_stepped()
-        env_rewards = check_env_rewards({GYM_AGENT: reward}, self._step)
+        env_rewards = check_rewards({GYM_AGENT: reward}, self._step)
         ctx = self._env_agents.context(
             self._obs, {GYM_AGENT: action}, env_rewards, {GYM_AGENT: info}, (GYM_AGENT,), self._step
         )
         payments, scaled = self._pay(ctx)
-        self._record(ctx, payments, env_rewards)
         paid = payments[GYM_AGENT]
+        shaped = check_rewards({GYM_AGENT: env_rewards[GYM_AGENT] + paid}, self._step, "shaped reward")[GYM_AGENT]
+        self._record(ctx, payments, env_rewards)
         info = {**info, **self._info(env_rewards[GYM_AGENT], paid, scaled)}
         self._obs = snapshot(obs)
         self._done = bool(terminated or truncated)
         self._step_done()
-        return obs, env_rewards[GYM_AGENT] + paid, terminated, truncated, info
+        return obs, shaped, terminated, truncated, info
 
 
 def incentive(env: Any, incentive_fn: IncentiveFn, **options: Any) -> Any:

@@ -41,7 +41,8 @@ from incentive_envs.economics import (
 )
 from incentive_envs.economics import check_rates as _check_rate_vector
 from incentive_envs.validation import check_positive_int
-from wrappers.core import EnvAgents, ParallelCore, StepContext, extend_infos
+from wrappers.budgets import exact_sum, finite_total
+from wrappers.core import EnvAgents, ParallelCore, StepContext, check_rewards, extend_infos, refuse_nesting
 
 __all__ = ["TAX_INFO_KEYS", "RatesFn", "Redistribution", "TaxWrapper"]
 
@@ -77,8 +78,10 @@ class TaxWrapper(ParallelCore, BaseParallelWrapper):
         RuntimeError: ``step`` before ``reset``, after the episode ended, or after a failed step.
         KeyError: actions do not name exactly the live agents; ``income_key`` missing from an agent's infos.
         ValueError: an action outside its space; bad cutoffs, rates (shape or outside [0, 1]), schedule too
-            short for the episode, or a redistribution that does not conserve the revenue.
-        FloatingPointError: NaN/inf rates, incomes, rewards or shares.
+            short for the episode, or a redistribution that does not conserve the revenue; (at construction)
+            ``env`` is already wrapped by a TaxWrapper.
+        FloatingPointError: NaN/inf rates, incomes, rewards or shares, or finite ones whose period income,
+            revenue or taxed reward would be infinite (naming agent or taxes, value and step).
     """
 
     def __init__(
@@ -93,6 +96,7 @@ class TaxWrapper(ParallelCore, BaseParallelWrapper):
     ) -> None:
         if not isinstance(env, ParallelEnv):
             raise TypeError(f"TaxWrapper needs a PettingZoo ParallelEnv, got {type(env).__name__}")
+        refuse_nesting(env, TaxWrapper, "TaxWrapper")
         super().__init__(env)
         self.cutoffs = check_cutoffs(cutoffs)
         n_brackets = self.cutoffs.size
@@ -186,22 +190,32 @@ class TaxWrapper(ParallelCore, BaseParallelWrapper):
         rates = self.current_rates
         if rates is None:  # pragma: no cover - set at every period start
             raise RuntimeError("no marginal rates in force")
-        for agent, income in self._incomes(env_rewards, infos).items():
+        incomes = self._incomes(env_rewards, infos)
+        for agent, income in incomes.items():
             self._income[agent] = self._income.get(agent, 0.0) + income
+            if not math.isfinite(self._income[agent]):
+                raise FloatingPointError(
+                    f"income of {agent} at step {self._step} is {self._income[agent]} over the tax period so far "
+                    f"(this step: {income!r}); it must be finite"
+                )
         pretax = {a: self._income.get(a, 0.0) for a in env_rewards}
         taxes = dict.fromkeys(env_rewards, 0.0)
         shares = dict.fromkeys(env_rewards, 0.0)
         if (self._step + 1) % self.period == 0 or not self.env.agents:
             taxed = [a for a in self._env_agents.possible if a in env_rewards]
             collected = bracket_tax(np.array([pretax[a] for a in taxed], dtype=np.float64), rates, self.cutoffs)
-            handed = self._shares(collected)
             taxes = {a: float(t) for a, t in zip(taxed, collected)}
+            revenue = finite_total(exact_sum(taxes.values()), "the tax revenue", self._step, taxes)
+            finite_total(self.episode_revenue + revenue, "the episode's tax revenue", self._step, taxes)
+            handed = self._shares(collected)
             shares = {a: float(s) for a, s in zip(taxed, handed)}
-            self.period_revenue.append(float(collected.sum()))
-            self.episode_revenue += float(collected.sum())
+            self.period_revenue.append(revenue)
+            self.episode_revenue += revenue
             self.episode_redistributed += float(handed.sum())
             self._income = {}
-        shaped = {a: r - taxes[a] + shares[a] for a, r in env_rewards.items()}
+        shaped = check_rewards(
+            {a: r - taxes[a] + shares[a] for a, r in env_rewards.items()}, self._step, "taxed reward"
+        )
         rate_tuple = tuple(float(r) for r in rates)
 
         def added(agent: str) -> dict[str, Any]:

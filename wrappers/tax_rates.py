@@ -15,6 +15,9 @@ every step, so adaptive models (Saez) can learn from the incomes taxed.
 
 Every step ``infos[agent]`` gains ``tax_rates_set``: the rates this wrapper set before the step (a tuple), or
 None when the step did not start a period.
+
+A step is checked (call order, then the joint action) before ``rates_fn`` is asked, so a rejected step consumes
+no decision of a stateful designer and adds nothing to the schedule; the env's rewards are checked finite.
 """
 
 from __future__ import annotations
@@ -27,7 +30,8 @@ from pettingzoo import ParallelEnv
 from pettingzoo.utils import BaseParallelWrapper
 
 from incentive_envs.economics import check_rates
-from wrappers.core import ParallelCore
+from incentive_envs.validation import check_joint_action
+from wrappers.core import ParallelCore, check_rewards
 
 __all__ = ["RATES_INFO_KEY", "RatesFunction", "TaxRatesWrapper"]
 
@@ -51,9 +55,11 @@ class TaxRatesWrapper(ParallelCore, BaseParallelWrapper):
 
     Raises:
         TypeError: the env lacks the tax interface, or ``rates_fn`` is not callable.
-        RuntimeError: ``step`` before ``reset``.
-        ValueError: ``rates_fn`` returned rates of the wrong length or outside [0, 1] (nothing is clipped).
-        FloatingPointError: ``rates_fn`` returned a NaN or infinite rate.
+        RuntimeError: ``step`` before ``reset`` or after a step that raised once the env had changed.
+        KeyError: actions do not name exactly the live agents (before ``rates_fn`` is asked).
+        ValueError: an action outside its space (before ``rates_fn`` is asked); ``rates_fn`` returned rates of
+            the wrong length or outside [0, 1] (nothing is clipped).
+        FloatingPointError: ``rates_fn`` returned a NaN or infinite rate; the env returned a NaN/inf reward.
     """
 
     def __init__(self, env: ParallelEnv, rates_fn: RatesFunction) -> None:
@@ -84,6 +90,10 @@ class TaxRatesWrapper(ParallelCore, BaseParallelWrapper):
         """Never: the env answers a step past the end itself (PettingZoo lets ``step({})`` there be a no-op)."""
         return False
 
+    def _mid_episode(self) -> bool:
+        """Whether an episode is under way (for copies): reset, not failed, and the env has live agents."""
+        return self._started and not self._failed and bool(self.env.agents)
+
     def _set_rates(self) -> tuple[float, ...]:
         n_brackets = int(np.asarray(self.env.tax_rates).reshape(-1).size)
         raw = np.asarray(self.rates_fn(self._designer_view(self._obs)), dtype=np.float64)
@@ -99,8 +109,13 @@ class TaxRatesWrapper(ParallelCore, BaseParallelWrapper):
         self, actions: dict[str, Any]
     ) -> tuple[dict[str, Any], dict[str, float], dict[str, bool], dict[str, bool], dict[str, dict[str, Any]]]:
         self._check_step()
-        set_now = self._set_rates() if self.env.agents and self.env.tax_cycle_position == 1 else None
+        live = list(self.env.agents)
+        if live:  # past the end the env answers itself
+            check_joint_action(actions, live, self.env.action_space)
+        set_now = self._set_rates() if live and self.env.tax_cycle_position == 1 else None
+        self._env_stepped()  # the env has its rates: a raise from here on needs a reset
         obs, rewards, terms, truncs, infos = self.env.step(actions)
+        check_rewards(rewards, self._step)
         self._obs.update(obs)
         self._step_done()
         if callable(self._after_step):
