@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from designer import DesignerConfig, TrainConfig, Trainer
-from designer.plots import plot_learning_curves
+from designer.experiments.plots import plot_learning_curves
 
 
 @dataclass
@@ -25,12 +25,18 @@ class Args:
     seed: int = 0
     out: str = "runs/example_er"
     """folder for logs, checkpoints and the plot"""
+    overwrite: bool = False
+    """replace the runs of an earlier call in --out (a run folder is never overwritten silently)"""
 
 
 def parse() -> Args:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     for name, default in vars(Args()).items():
-        parser.add_argument(f"--{name.replace('_', '-')}", type=type(default), default=default)
+        flag = f"--{name.replace('_', '-')}"
+        if isinstance(default, bool):
+            parser.add_argument(flag, action="store_true")
+        else:
+            parser.add_argument(flag, type=type(default), default=default)
     return Args(**vars(parser.parse_args()))
 
 
@@ -42,7 +48,7 @@ if __name__ == "__main__":
         # one run per algorithm, same seed: same agent initialisation and env randomness
         config = TrainConfig(task="escape_room", task_kwargs=task_kwargs, episodes=args.episodes, seed=args.seed,
                              eval_period=max(args.episodes // 50, 1), out_dir=f"{args.out}/{algorithm}", progress=True)
-        trainer = Trainer(config, designer=DesignerConfig(algorithm=algorithm))
+        trainer = Trainer(config, designer=DesignerConfig(algorithm=algorithm), overwrite=args.overwrite)
         trainer.train()
         runs[algorithm] = [trainer]
         last = trainer.progress.history[-1]

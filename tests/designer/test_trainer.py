@@ -82,7 +82,8 @@ def test_checkpoint_contents_and_strict_loading(tmp_path: Path):
     assert isinstance(data["rng"]["action"], torch.Tensor)
     # a checkpoint for a different architecture is refused with the mismatching key named
     other = Trainer(_cfg(episodes=20), learner=replace(LearnerConfig(), hidden=(8,)))
-    with pytest.raises(ValueError, match=r"learner\.params\.head\.0\.weight: checkpoint shape \(2, \d+, 64\), model \(2, \d+, 8\)"):
+    mismatch = r"learner\.params\.head\.0\.weight: checkpoint shape \(2, \d+, 64\), model \(2, \d+, 8\)"
+    with pytest.raises(ValueError, match=mismatch):
         other.load_state_dict(data)
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="not a readable"):
