@@ -16,6 +16,16 @@ from wrappers.functions import ActionTable, AgentValues, ModuleIncentive, joint_
 from wrappers.incentive import AECIncentiveWrapper, GymIncentiveWrapper, IncentiveWrapper, incentive
 from wrappers.tax import TAX_INFO_KEYS, TaxWrapper
 from wrappers.tax_rates import TaxRatesWrapper
+from wrappers.vector import (
+    BatchedActionTable,
+    BatchedAgentValues,
+    BatchedIncentiveFunction,
+    BatchedIncentiveWrapper,
+    BatchedModuleIncentive,
+    BatchedStepContext,
+    PerCopy,
+    batched_joint_action_features,
+)
 
 __all__ = [
     "ADDED_INFO_KEYS",
@@ -23,15 +33,23 @@ __all__ = [
     "AECIncentiveWrapper",
     "ActionTable",
     "AgentValues",
+    "BatchedActionTable",
+    "BatchedAgentValues",
+    "BatchedIncentiveFunction",
+    "BatchedIncentiveWrapper",
+    "BatchedModuleIncentive",
+    "BatchedStepContext",
     "GymIncentiveWrapper",
     "IncentiveBooks",
     "IncentiveFunction",
     "IncentiveWrapper",
     "ModuleIncentive",
     "PaymentRules",
+    "PerCopy",
     "StepContext",
     "TaxRatesWrapper",
     "TaxWrapper",
+    "batched_joint_action_features",
     "incentive",
     "joint_action_features",
 ]
