@@ -25,7 +25,17 @@ from wrappers import IncentiveWrapper, StepContext
 if TYPE_CHECKING:
     from designer.task import Task
 
-__all__ = ["EpisodeStats", "IncentiveInputs", "IncentivePolicy", "RolloutWorker"]
+__all__ = [
+    "EpisodeStats",
+    "IncentiveInputs",
+    "IncentivePolicy",
+    "Recorder",
+    "RolloutWorker",
+    "action_counts",
+    "batch_from_steps",
+    "final_state",
+    "sample_actions",
+]
 
 Policy = Callable[[Tensor], Tensor]
 IncentiveInputs = tuple[np.ndarray, dict[str, int]]
@@ -45,20 +55,27 @@ class IncentivePolicy(Protocol):
     def __call__(self, ctx: StepContext) -> Mapping[str, float]: ...
 
 
-class _Recorder:
-    """The incentive function a rollout installs in one wrapper: pays through the policy and keeps its inputs."""
+class Recorder:
+    """The incentive function a rollout installs in its wrapper: pays through the policy and keeps its inputs.
 
-    def __init__(self, policy: IncentivePolicy | None) -> None:
+    Args:
+        policy: anything with ``inputs(ctx)`` and ``pay(inputs)`` (an :class:`IncentivePolicy`, or the batched
+            one of :mod:`designer.batched_rollout`); None pays nothing.
+        unpaid: what a step pays without a policy, from its context (default: no payment, ``{}``).
+    """
+
+    def __init__(self, policy: Any, unpaid: Callable[[Any], Any] = lambda ctx: {}) -> None:
         self.policy = policy
-        self.inputs: IncentiveInputs | None = None
+        self.unpaid = unpaid
+        self.inputs: Any = None
 
-    def __call__(self, ctx: StepContext) -> Mapping[str, float]:
+    def __call__(self, ctx: Any) -> Any:
         if self.policy is None:
-            return {}
+            return self.unpaid(ctx)
         self.inputs = self.policy.inputs(ctx)
         return self.policy.pay(self.inputs)
 
-    def take(self) -> IncentiveInputs | None:
+    def take(self) -> Any:
         """The inputs of the step just paid (None without a policy); each step's inputs are taken once."""
         if self.policy is None:
             return None
@@ -103,8 +120,27 @@ class RolloutWorker:
             raise ValueError("RolloutWorker needs at least one env")
         self.task = task
         self.agents = list(task.agents)
-        self._recorders = [_Recorder(incentive) for _ in envs]
+        self._recorders = [Recorder(incentive) for _ in envs]
         self.envs = [IncentiveWrapper(env, rec) for env, rec in zip(envs, self._recorders)]
+
+    def reset(self, seed: int) -> None:
+        """Seed the envs: env ``i`` with ``seed + i`` (later episodes continue each env's own random stream)."""
+        for i, env in enumerate(self.envs):
+            env.reset(seed=seed + i)
+
+    def rng_states(self) -> list[Any]:
+        """Each env's random generator state (for checkpoints)."""
+        return [env.unwrapped.np_random.bit_generator.state for env in self.envs]
+
+    def set_rng_states(self, states: Sequence[Any]) -> None:
+        """Restore :meth:`rng_states` output (one state per env; None: leave that env's generator alone)."""
+        for env, state in zip(self.envs, states, strict=True):
+            if state is not None:
+                env.unwrapped.np_random.bit_generator.state = state
+
+    def close(self) -> None:
+        for env in self.envs:
+            env.close()
 
     def collect(self, policy: Policy, epsilon: float, generator: torch.Generator) -> tuple[Batch, list[EpisodeStats]]:
         """Run one episode in every env with ``policy`` (logits from ``[B, N, *obs]``) and return the batch."""
@@ -126,7 +162,7 @@ class RolloutWorker:
             mask_t = self._mask_rows(masks_now) if masks_now[0] else None
             with torch.no_grad():
                 logits = policy(obs_tensor)
-                actions, logp = _sample(logits, epsilon, mask_t, generator)
+                actions, logp = sample_actions(logits, epsilon, mask_t, generator)
             rec = _StepRecord(b, n_agents, obs_t, mask_t)
             rec.actions[:] = actions.numpy()
             rec.logp[:] = logp.numpy()
@@ -147,10 +183,10 @@ class RolloutWorker:
                 masks_now[i] = self._masks(obs_dicts[i], infos)
                 if not env.agents:
                     live[i] = False
-                    final_states[i] = _final_state(env, rec.state[i])
+                    final_states[i] = final_state(env, rec.state[i])
             steps.append(rec.as_dict())
-        batch = self._to_batch(steps, final_states)
-        counts = _action_counts(batch, self.task.n_actions)
+        batch = batch_from_steps(steps, final_states)
+        counts = action_counts(batch, self.task.n_actions)
         return batch, [_stats(env, t, c) for env, t, c in zip(self.envs, totals, counts)]
 
     # ------------------------------------------------------------------ helpers
@@ -177,40 +213,6 @@ class RolloutWorker:
         ref = next(iter(masks[0].values()))
         rows = [[m.get(a, np.ones_like(ref)) for a in self.agents] for m in masks]
         return torch.as_tensor(np.asarray(rows, dtype=np.float32))
-
-    def _to_batch(self, steps: list[dict[str, Any]], final_states: list[np.ndarray | None]) -> Batch:
-        def stack(key: str, dtype: torch.dtype | None = None) -> Tensor:
-            arr = np.stack([s[key] for s in steps], axis=1)
-            t = torch.as_tensor(arr)
-            return t.to(dtype) if dtype is not None else t
-
-        action_mask = stack("action_mask", torch.float32) if steps[0]["action_mask"] is not None else None
-        state = stack("state", torch.float32)
-        step_mask = stack("step_mask", torch.float32)
-        # the designer's next observation is the following step's; after the last step, the final state
-        next_state = torch.roll(state, -1, dims=1)
-        lengths = step_mask.sum(1).long()
-        for i, final in enumerate(final_states):
-            if final is not None and final.shape == state.shape[2:]:
-                next_state[i, lengths[i] - 1] = torch.as_tensor(final)
-        return Batch(
-            obs=stack("obs"),
-            next_obs=stack("next_obs"),
-            actions=stack("actions", torch.long),
-            env_rewards=stack("env_rewards", torch.float32),
-            paid=stack("paid", torch.float32),
-            mask=stack("mask", torch.float32),
-            step_mask=step_mask,
-            terminated=stack("terminated", torch.float32),
-            features=stack("features", torch.float32),
-            slots=stack("slots", torch.long),
-            designer_reward=stack("designer_reward", torch.float32),
-            state=state,
-            next_state=next_state,
-            logp=stack("logp", torch.float32),
-            action_mask=action_mask,
-        )
-
 
 class _StepRecord:
     """Arrays of one lockstep step over the B envs (finished envs keep zeros and a zero step mask)."""
@@ -279,7 +281,43 @@ class _StepRecord:
         }
 
 
-def _sample(
+def batch_from_steps(steps: list[dict[str, Any]], final_states: list[np.ndarray | None]) -> Batch:
+    """The :class:`Batch` of lockstep steps (dicts of arrays ``[B, ...]``, one per step) and each episode's
+    final designer observation (the ``next_state`` of its last step)."""
+    def stack(key: str, dtype: torch.dtype | None = None) -> Tensor:
+        arr = np.stack([s[key] for s in steps], axis=1)
+        t = torch.as_tensor(arr)
+        return t.to(dtype) if dtype is not None else t
+
+    action_mask = stack("action_mask", torch.float32) if steps[0]["action_mask"] is not None else None
+    state = stack("state", torch.float32)
+    step_mask = stack("step_mask", torch.float32)
+    # the designer's next observation is the following step's; after the last step, the final state
+    next_state = torch.roll(state, -1, dims=1)
+    lengths = step_mask.sum(1).long()
+    for i, final in enumerate(final_states):
+        if final is not None and final.shape == state.shape[2:]:
+            next_state[i, lengths[i] - 1] = torch.as_tensor(final)
+    return Batch(
+        obs=stack("obs"),
+        next_obs=stack("next_obs"),
+        actions=stack("actions", torch.long),
+        env_rewards=stack("env_rewards", torch.float32),
+        paid=stack("paid", torch.float32),
+        mask=stack("mask", torch.float32),
+        step_mask=step_mask,
+        terminated=stack("terminated", torch.float32),
+        features=stack("features", torch.float32),
+        slots=stack("slots", torch.long),
+        designer_reward=stack("designer_reward", torch.float32),
+        state=state,
+        next_state=next_state,
+        logp=stack("logp", torch.float32),
+        action_mask=action_mask,
+    )
+
+
+def sample_actions(
     logits: Tensor, epsilon: float, action_mask: Tensor | None, generator: torch.Generator
 ) -> tuple[Tensor, Tensor]:
     """Sample actions from the epsilon-mixed (masked) softmax and return them with their log-probabilities."""
@@ -289,7 +327,7 @@ def _sample(
     return actions, logp
 
 
-def _final_state(env: IncentiveWrapper, last: np.ndarray | None) -> np.ndarray:
+def final_state(env: Any, last: np.ndarray | None) -> np.ndarray:
     """The designer's observation after the episode's last step (the env's ``state()`` when it has one)."""
     try:
         return np.asarray(env.state(), dtype=np.float32).reshape(-1)
@@ -300,7 +338,7 @@ def _final_state(env: IncentiveWrapper, last: np.ndarray | None) -> np.ndarray:
 _MAX_COUNTED_ACTIONS = 10
 
 
-def _action_counts(batch: Batch, n_actions: int | None) -> list[tuple[tuple[int, ...], ...]]:
+def action_counts(batch: Batch, n_actions: int | None) -> list[tuple[tuple[int, ...], ...]]:
     """Per episode, per agent, how often each action was taken (empty for games with many actions)."""
     if n_actions is None or n_actions > _MAX_COUNTED_ACTIONS:
         return [()] * batch.n_episodes

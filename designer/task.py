@@ -5,31 +5,65 @@ a Box observation space and a Discrete action space (Escape Room and the matrix 
 incentive network sees the designer's observation plus the one-hot joint action and pays per action or per
 agent. A game with special designer inputs or its own designers subclasses it in its own module of
 :mod:`designer.tasks` and overrides the methods that differ; the registry of tasks is :mod:`designer.registry`.
+
+Batched counterparts (the batched rollout, :mod:`designer.batched_rollout`): every per-step rule has one taking a
+:class:`~wrappers.vector.BatchedStepContext` of B copies and returning rows ``[B, ...]`` equal to the per-step
+rule of each copy (zeros for copies whose episode is over): ``batched_features``, ``batched_designer_reward``,
+``batched_state``, each :class:`Output`'s ``batched_rule``, and ``batched_obs`` / ``batched_action_mask`` for the
+agents' inputs. The generic task's are vectorized; a subclass that overrides a per-step rule without its batched
+counterpart gets the rule lifted copy by copy (correct for any task, one Python call per copy).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 from gymnasium import spaces
+from numpy.typing import NDArray
 from pettingzoo import ParallelEnv
 from torch import nn
 
 from designer.config import DesignerConfig
 from designer.learners import LearnerConfig, NetFactory
 from designer.networks import IncentiveMLP, ValueMLP
-from wrappers import StepContext, joint_action_features
+from incentive_envs.vector import BatchedParallelEnv, batch_of
+from wrappers import BatchedStepContext, StepContext, batched_joint_action_features, joint_action_features
 
 if TYPE_CHECKING:
     from designer.registry import DesignerFactory
 
-__all__ = ["Output", "SlotRule", "Task", "action_slots", "agent_slots", "social_welfare"]
+__all__ = [
+    "BatchedSlotRule",
+    "CannotBatch",
+    "Output",
+    "PerCopySlots",
+    "SlotRule",
+    "Task",
+    "action_slots",
+    "agent_slots",
+    "batched_action_slots",
+    "batched_agent_slots",
+    "batched_social_welfare",
+    "lift_features",
+    "per_copy",
+    "social_welfare",
+    "sum_over_agents",
+    "vectorizes",
+]
+
+
+class CannotBatch(ValueError):
+    """This task, designer or env has no batched path (the message says why); use the sequential rollout."""
+
 
 SlotRule = Callable[[StepContext], dict[str, int]]
 """``(ctx) -> {agent: slot}``: which incentive output pays each acting agent this step."""
+BatchedSlotRule = Callable[[BatchedStepContext], NDArray[np.int64]]
+"""``(ctx) -> [B, N]``: which incentive output pays each agent of each copy (0 where the agent did not act)."""
 
 
 def social_welfare(ctx: StepContext) -> float:
@@ -47,12 +81,137 @@ def agent_slots(ctx: StepContext) -> dict[str, int]:
     return {a: ctx.possible_agents.index(a) for a in ctx.agents}
 
 
+def sum_over_agents(values: NDArray[Any], active: NDArray[np.bool_]) -> NDArray[np.float64]:
+    """``[B]``: each copy's sum of ``values[b, i]`` over its acting agents, added in agent order like Python's
+    ``sum`` over one step's dict, so that each row equals the per-step sum bit for bit."""
+    total = np.zeros(values.shape[0])
+    for i in range(values.shape[1]):
+        total = total + np.where(active[:, i], values[:, i], 0.0)
+    return total
+
+
+def batched_social_welfare(ctx: BatchedStepContext) -> NDArray[np.float64]:
+    """:func:`social_welfare` of every copy ``[B]`` (0 for copies whose episode is over)."""
+    return sum_over_agents(ctx.env_rewards, ctx.active)
+
+
+def batched_action_slots(ctx: BatchedStepContext) -> NDArray[np.int64]:
+    """:func:`action_slots` of every copy ``[B, N]``."""
+    return np.where(ctx.active, ctx.actions - int(ctx.action_space.start), 0)
+
+
+def batched_agent_slots(ctx: BatchedStepContext) -> NDArray[np.int64]:
+    """:func:`agent_slots` of every copy ``[B, N]``."""
+    return np.where(ctx.active, np.arange(ctx.shape[1]), 0)
+
+
+def per_copy(ctx: BatchedStepContext, fn: Callable[[StepContext], Any], shape: tuple[int, ...],
+             dtype: Any = np.float32) -> NDArray[Any]:
+    """``[B, *shape]``: ``fn`` of each live copy's :class:`StepContext` (zeros for copies whose episode is over).
+
+    The lift of any per-step rule to the batch: one Python call per live copy.
+    """
+    out = np.zeros((ctx.shape[0], *shape), dtype=dtype)
+    for b in np.flatnonzero(ctx.active.any(axis=1)):
+        out[b] = fn(ctx.copy_context(int(b)))
+    return out
+
+
+class PerCopySlots:
+    """A per-step :data:`SlotRule` lifted to the batch copy by copy (a :data:`BatchedSlotRule`)."""
+
+    def __init__(self, rule: SlotRule) -> None:
+        self.rule = rule
+
+    def __call__(self, ctx: BatchedStepContext) -> NDArray[np.int64]:
+        out = np.zeros(ctx.shape, dtype=np.int64)
+        index = {a: i for i, a in enumerate(ctx.possible_agents)}
+        for b in np.flatnonzero(ctx.active.any(axis=1)):
+            for agent, slot in self.rule(ctx.copy_context(int(b))).items():
+                out[b, index[agent]] = slot
+        return out
+
+    def __repr__(self) -> str:
+        return f"PerCopySlots({self.rule!r})"
+
+
 @dataclass(frozen=True)
 class Output:
-    """One kind of incentive output (``DesignerConfig.output``): how many values, and which pays whom."""
+    """One kind of incentive output (``DesignerConfig.output``): how many values, and which pays whom.
+
+    ``batched`` is the vectorized counterpart of ``rule`` (None: ``rule`` lifted copy by copy).
+    """
 
     n_slots: int
     rule: SlotRule
+    batched: BatchedSlotRule | None = None
+
+    @property
+    def batched_rule(self) -> BatchedSlotRule:
+        """The slot rule for the batched rollout: ``batched``, else ``rule`` lifted with :class:`PerCopySlots`."""
+        return self.batched if self.batched is not None else PerCopySlots(self.rule)
+
+
+_Method = TypeVar("_Method", bound=Callable[..., Any])
+
+
+def _defined_below(cls: type, per_step: str, batched: str) -> bool:
+    """Whether ``cls`` takes ``per_step`` from a class below the one it takes ``batched`` from (a subclass
+    changed the per-step rule without giving its batched counterpart)."""
+    mro = cls.__mro__
+    owner = {name: next(i for i, c in enumerate(mro) if name in vars(c)) for name in (per_step, batched)}
+    return owner[per_step] < owner[batched]
+
+
+def vectorizes(per_step: str, lift: Callable[..., Any]) -> Callable[[_Method], _Method]:
+    """Mark a batched method as the vectorized counterpart of the per-step method ``per_step``: in a subclass
+    that overrides ``per_step`` but not this method, ``lift(self, *args)`` runs instead (the per-step rule copy
+    by copy)."""
+
+    def wrap(fn: _Method) -> _Method:
+        @functools.wraps(fn)
+        def method(self: Task, *args: Any) -> Any:
+            if _defined_below(type(self), per_step, fn.__name__):
+                return lift(self, *args)
+            return fn(self, *args)
+
+        return method  # type: ignore[return-value]
+
+    return wrap
+
+
+def lift_features(task: Task, ctx: BatchedStepContext) -> NDArray[np.float32]:
+    """``task.features`` of every live copy ``[B, F]``, one call per copy."""
+    return per_copy(ctx, lambda c: np.asarray(task.features(c), dtype=np.float32), (task.feature_dim,))
+
+
+def _lift_reward(task: Task, ctx: BatchedStepContext) -> NDArray[np.float64]:
+    return per_copy(ctx, task.designer_reward, (), np.float64)
+
+
+def _lift_state(task: Task, ctx: BatchedStepContext) -> NDArray[np.float32]:
+    size = int(np.prod(task.state_shape))
+    return per_copy(ctx, lambda c: np.asarray(task.state(c), dtype=np.float32).reshape(-1), (size,))
+
+
+def _lift_obs(task: Task, obs: NDArray[Any]) -> NDArray[Any]:
+    return np.stack([np.stack([task.obs_row(o) for o in row]) for row in obs])
+
+
+def _lift_action_mask(task: Task, obs: NDArray[Any], infos: Mapping[str, NDArray[Any]]) -> NDArray[np.float32] | None:
+    """Each agent's mask from the per-step rule (all ones where it gives none; None when no agent has one)."""
+    masks = [[task.action_mask(a, obs[b, i], {k: _scalar(v[b, i]) for k, v in infos.items()})
+              for i, a in enumerate(task.agents)] for b in range(obs.shape[0])]
+    if all(m is None for row in masks for m in row):
+        return None
+    ones = np.ones(task.n_actions, dtype=np.float32)
+    return np.asarray([[ones if m is None else m for m in row] for row in masks], dtype=np.float32)
+
+
+def _scalar(value: Any) -> Any:
+    """A stacked info entry as the single env reports it: a Python scalar, or an array."""
+    arr = np.asarray(value)
+    return arr.item() if arr.ndim == 0 and arr.dtype != object else value
 
 
 class Task:
@@ -64,6 +223,9 @@ class Task:
         learner, designer: the paper's agent and designer hyperparameters for this game.
         optimum: best achievable social welfare per episode, when known (for "percent of optimum" reports).
         env_kwargs: the keyword arguments the env is built with (recorded in checkpoints and reports).
+        make_batched: builds ``n`` copies of the game as one :class:`~incentive_envs.vector.BatchedParallelEnv`
+            equal to ``make_env`` copy by copy (e.g. ``functools.partial(incentive_envs.make_batched, name,
+            **env_kwargs)``); default: :func:`~incentive_envs.vector.batch_of` over ``make_env``.
 
     Attributes probed from one env: ``agents`` (the order on dim N of every tensor), ``obs_shape`` and
     ``n_actions`` (shared by all agents), ``state_shape`` (the designer's observation before flattening:
@@ -84,9 +246,11 @@ class Task:
         designer: DesignerConfig | None = None,
         optimum: float | None = None,
         env_kwargs: Mapping[str, Any] | None = None,
+        make_batched: Callable[[int], BatchedParallelEnv] | None = None,
     ) -> None:
         self.name = name
         self._make_env = make_env
+        self._make_batched = make_batched
         self.learner = learner or LearnerConfig()
         self.designer = designer or DesignerConfig()
         self.optimum = optimum
@@ -115,6 +279,19 @@ class Task:
         """A fresh (unwrapped) env of the game."""
         return self._make_env()
 
+    def make_batched_env(self, n_envs: int) -> BatchedParallelEnv:
+        """``n_envs`` fresh copies of the game stepped together (the game's native batch when the task has one).
+
+        Raises:
+            CannotBatch: the game cannot be batched (the reason is given).
+        """
+        try:
+            if self._make_batched is not None:
+                return self._make_batched(n_envs)
+            return batch_of(self._make_env, n_envs)
+        except TypeError as err:  # incentive_envs' refusal of a game it cannot batch
+            raise CannotBatch(str(err)) from err
+
     def obs_row(self, obs: Any) -> np.ndarray:
         """One agent's observation as the array row the agents' networks read."""
         return np.asarray(obs)
@@ -123,11 +300,23 @@ class Task:
         """The 0/1 mask of allowed actions (None: every action is always allowed)."""
         return None
 
+    @vectorizes("obs_row", _lift_obs)
+    def batched_obs(self, obs: NDArray[Any]) -> NDArray[Any]:
+        """:meth:`obs_row` of every agent of every copy: ``[B, N, *obs]`` -> ``[B, N, *obs_shape]``."""
+        return obs
+
+    @vectorizes("action_mask", _lift_action_mask)
+    def batched_action_mask(self, obs: NDArray[Any], infos: Mapping[str, NDArray[Any]]) -> NDArray[np.float32] | None:
+        """:meth:`action_mask` of every agent of every copy ``[B, N, A]`` (ones where an agent has none) from the
+        batched observations and infos; None when no agent has a mask."""
+        return None
+
     # ---------------------------------------------------------------- the designer
     @property
     def outputs(self) -> Mapping[str, Output]:
         """The incentive outputs the designer may use (``DesignerConfig.output``)."""
-        return {"action": Output(self.n_actions, action_slots), "agent": Output(len(self.agents), agent_slots)}
+        return {"action": Output(self.n_actions, action_slots, batched_action_slots),
+                "agent": Output(len(self.agents), agent_slots, batched_agent_slots)}
 
     def output(self, name: str) -> Output:
         """The output ``name``; ``ValueError`` listing the task's outputs otherwise."""
@@ -157,6 +346,22 @@ class Task:
             return np.concatenate([np.asarray(obs[a], dtype=np.float32).reshape(-1) for a in ctx.possible_agents
                                    if a in obs])
         return np.asarray(obs, dtype=np.float32).reshape(-1)
+
+    @vectorizes("features", lift_features)
+    def batched_features(self, ctx: BatchedStepContext) -> NDArray[np.float32]:
+        """:meth:`features` of every copy ``[B, F]`` (one vectorized call: observation plus one-hot joint action)."""
+        return batched_joint_action_features(ctx)
+
+    @vectorizes("designer_reward", _lift_reward)
+    def batched_designer_reward(self, ctx: BatchedStepContext) -> NDArray[np.float64]:
+        """:meth:`designer_reward` of every copy ``[B]`` (0 for copies whose episode is over)."""
+        return batched_social_welfare(ctx)
+
+    @vectorizes("state", _lift_state)
+    def batched_state(self, ctx: BatchedStepContext) -> NDArray[np.float32]:
+        """:meth:`state` of every copy ``[B, S]`` (the observations of all agents when the game has no state: they
+        equal the per-step rule's while every agent plays)."""
+        return np.asarray(ctx.designer_obs, dtype=np.float32).reshape(ctx.shape[0], -1)
 
     # ------------------------------------------------------------------ networks
     def incentive_net(self, output: str, hidden: tuple[int, ...]) -> nn.Module:

@@ -10,6 +10,7 @@ from torch.func import grad, vmap
 
 from designer.algorithms.base import Collect, Designer, Metrics, require_finite
 from designer.batch import Batch
+from designer.batched_rollout import BatchedIncentivePolicy
 from designer.config import DesignerConfig
 from designer.learners import AgentLearner, Params, action_log_probs
 from designer.networks import IncentiveMLP
@@ -45,6 +46,12 @@ class AMDDesigner(Designer):
         self._incentive = ModuleIncentive(self.net, features=task.features, slots=self.require_slot_rule(),
                                           scale=config.scale)
         self.learner: AgentLearner | None = None
+
+    def batched_incentive(self, generator: torch.Generator | None = None) -> BatchedIncentivePolicy | None:
+        """The planner's network on the batched rollout's ``[B, F]`` inputs, paying per agent."""
+        if not self._batches_own_rule(AMDDesigner, "__init__"):
+            return super().batched_incentive(generator)
+        return self.batched_module_incentive(self.net, "agent")
 
     def iterate(self, learner: AgentLearner, collect: Collect, batch: Batch) -> tuple[Batch, Metrics]:
         self.learner = learner

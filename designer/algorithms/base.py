@@ -15,11 +15,12 @@ import torch
 from torch import Tensor, nn
 
 from designer.batch import Batch
+from designer.batched_rollout import BatchedIncentivePolicy, CannotBatch
 from designer.config import DesignerConfig
 from designer.learners import AgentLearner, Params, detach_params, inner_update
 from designer.rollout import EpisodeStats, IncentiveInputs, IncentivePolicy
 from designer.task import SlotRule, Task
-from wrappers import StepContext
+from wrappers import BatchedModuleIncentive, StepContext
 
 __all__ = [
     "Collect",
@@ -100,6 +101,37 @@ class Designer:
     def eval_incentive(self, generator: torch.Generator) -> IncentivePolicy | None:
         """The incentive function for evaluation rollouts (stochastic designers sample from ``generator``)."""
         return self.incentive
+
+    def batched_incentive(self, generator: torch.Generator | None = None) -> BatchedIncentivePolicy | None:
+        """The batched counterpart of :attr:`incentive` (with ``generator``: of :meth:`eval_incentive`) for the
+        batched rollout (:mod:`designer.batched_rollout`); None pays nothing.
+
+        The base class has one only for designers that pay nothing. Designers with a payment rule give theirs
+        (MetaGrad, AMD, dual-RL, fixed); designers acting through their own control point (:meth:`wrap_env`,
+        e.g. the Gather-Trade-Build tax designers) stay on the sequential rollout for now.
+
+        Raises:
+            CannotBatch: this designer has no batched payment rule (the message says why).
+        """
+        name = type(self).__name__
+        if type(self).wrap_env is not Designer.wrap_env:
+            raise CannotBatch(f"designer {name} acts through its own control point (wrap_env), which the batched "
+                              "rollout does not support yet")
+        if self.incentive is None and type(self).eval_incentive is Designer.eval_incentive:
+            return None
+        raise CannotBatch(f"designer {name} has no batched payment rule (batched_incentive)")
+
+    def _batches_own_rule(self, cls: type[Designer], *hooks: str) -> bool:
+        """Whether this designer still pays with ``cls``'s own rule: it changes none of ``hooks`` (the methods
+        that build the rule) nor :meth:`wrap_env` below ``cls``."""
+        return all(getattr(type(self), h) is getattr(cls, h) for h in hooks) and (
+            type(self).wrap_env is Designer.wrap_env)
+
+    def batched_module_incentive(self, net: nn.Module, output: str) -> BatchedModuleIncentive:
+        """``net`` paying ``scale * net(x)[slot]`` on the task's batched features and ``output``'s batched slots
+        (the batched counterpart of the designers' ``ModuleIncentive``)."""
+        return BatchedModuleIncentive(net, features=self.task.batched_features,
+                                      slots=self.task.output(output).batched_rule, scale=self.config.scale)
 
     def iterate(self, learner: AgentLearner, collect: Collect, batch: Batch) -> tuple[Batch, Metrics]:
         """One training iteration starting from training batch ``batch``; returns the next training batch.

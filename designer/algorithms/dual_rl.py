@@ -6,15 +6,17 @@ from typing import Any
 
 import numpy as np
 import torch
+from numpy.typing import NDArray
 from torch import Tensor, nn
 
 from designer.algorithms.base import Designer, IncentiveCall, Metrics, require_finite
 from designer.batch import Batch, discounted_returns
+from designer.batched_rollout import BatchedIncentiveInputs, BatchedIncentivePolicy
 from designer.config import DesignerConfig
 from designer.registry import register_algorithm
 from designer.rollout import IncentiveInputs
 from designer.task import Task
-from wrappers import StepContext
+from wrappers import BatchedStepContext, StepContext
 
 __all__ = ["DualRLDesigner"]
 
@@ -41,6 +43,37 @@ class _DualRLIncentive(IncentiveCall):
         x, slots = inputs
         values = self.designer.payments_of(torch.as_tensor(x[x.size - self.designer.action_dim :]))
         return {a: float(values[s]) for a, s in slots.items()}
+
+
+class _BatchedDualRLIncentive:
+    """:class:`_DualRLIncentive` for the batched rollout: one policy forward on the ``[B, F]`` inputs of all
+    copies, then one action drawn per live copy, in copy order.
+
+    The draws stay one generator call per copy, as the sequential path makes them (one call per env, envs in
+    order), so both paths consume the designer's generator identically and sample the same actions whatever
+    torch's batched samplers do with their random streams. This is the only per-copy loop of a batched step, and
+    only for this designer.
+    """
+
+    def __init__(self, designer: DualRLDesigner, generator: torch.Generator) -> None:
+        self.designer = designer
+        self.generator = generator
+        self.slot_rule = designer.task.output(designer.config.output).batched_rule
+
+    def inputs(self, ctx: BatchedStepContext) -> BatchedIncentiveInputs:
+        d = self.designer
+        x = np.asarray(d.task.batched_features(ctx), dtype=np.float32)
+        actions = np.zeros((len(x), d.action_dim), dtype=np.float32)
+        with torch.no_grad():
+            out = d.policy(torch.as_tensor(x))
+            for b in np.flatnonzero(ctx.active.any(axis=1)):
+                actions[b] = d.sample_from(out[b], self.generator).numpy().reshape(-1)
+        return np.concatenate([x, actions], axis=1), self.slot_rule(ctx)
+
+    def pay(self, inputs: BatchedIncentiveInputs) -> NDArray[np.float64]:
+        x, slots = inputs
+        values = self.designer.slot_payments(torch.as_tensor(x[:, x.shape[1] - self.designer.action_dim :]))
+        return np.take_along_axis(values.to(torch.float64).numpy(), slots, axis=1)
 
 
 @register_algorithm("dual_rl", summary="the designer as a standard RL agent over incentive levels (learning-oblivious)")
@@ -86,7 +119,10 @@ class DualRLDesigner(Designer):
 
     def sample(self, x: Tensor, generator: torch.Generator) -> Tensor:
         """One action for designer input ``x``: a combination index, or pre-sigmoid values per slot."""
-        out = self.policy(x)
+        return self.sample_from(self.policy(x), generator)
+
+    def sample_from(self, out: Tensor, generator: torch.Generator) -> Tensor:
+        """One action from the policy's output ``out`` for one input."""
         if self.continuous:
             return out + torch.randn(out.shape, generator=generator, dtype=out.dtype)
         return torch.multinomial(torch.softmax(out, -1), 1, generator=generator)
@@ -97,8 +133,21 @@ class DualRLDesigner(Designer):
             return (self.config.scale * torch.sigmoid(action)).tolist()
         return [float(self.levels[d]) for d in self._digits[int(action)]]
 
+    def slot_payments(self, actions: Tensor) -> Tensor:
+        """Per-slot payments ``[B, S]`` of sampled actions ``[B, action_dim]`` (float32, as :meth:`payments_of`)."""
+        if self.continuous:
+            return self.config.scale * torch.sigmoid(actions)
+        return self.levels[self._digits[actions[:, 0].long()]]
+
     def eval_incentive(self, generator: torch.Generator) -> _DualRLIncentive:
         return _DualRLIncentive(self, generator)
+
+    def batched_incentive(self, generator: torch.Generator | None = None) -> BatchedIncentivePolicy | None:
+        """The policy on the batched rollout, sampling from the designer's generator (``generator`` for
+        evaluation), one draw per live copy as on the sequential path."""
+        if not self._batches_own_rule(DualRLDesigner, "__init__", "sample_from", "payments_of"):
+            return super().batched_incentive(generator)
+        return _BatchedDualRLIncentive(self, self.generator if generator is None else generator)
 
     def update(self, batch: Batch) -> Metrics:
         cfg = self.config

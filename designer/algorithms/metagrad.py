@@ -15,6 +15,7 @@ from torch import Tensor, nn
 
 from designer.algorithms.base import Collect, Designer, Metrics, apply_grads, critic_step, require_finite
 from designer.batch import Batch, discounted_returns, gae
+from designer.batched_rollout import BatchedIncentivePolicy
 from designer.config import DesignerConfig
 from designer.learners import AgentLearner, Params, action_log_probs, detach_params, inner_update
 from designer.registry import register_algorithm
@@ -87,6 +88,13 @@ class MetaGradDesigner(Designer):
         """The payment rule applied through the wrapper (designers acting through ``wrap_env`` log instead)."""
         return ModuleIncentive(self.net, features=self.task.features, slots=self.require_slot_rule(),
                                scale=self.config.scale)
+
+    def batched_incentive(self, generator: torch.Generator | None = None) -> BatchedIncentivePolicy | None:
+        """The incentive network on the batched rollout's ``[B, F]`` inputs (not for subclasses that pay
+        another way: they stay on the sequential rollout)."""
+        if not self._batches_own_rule(MetaGradDesigner, "_make_incentive"):
+            return super().batched_incentive(generator)
+        return self.batched_module_incentive(self.net, self.config.output)
 
     def payments(self, batch: Batch) -> Tensor:
         """Incentives on ``batch`` recomputed from the logged inputs, differentiable in the network ``[B, T, N]``."""

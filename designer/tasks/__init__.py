@@ -25,7 +25,7 @@ from typing import Any
 
 from designer.registry import TASKS, register_task
 from designer.task import Output, SlotRule, Task, action_slots, agent_slots, social_welfare
-from incentive_envs import ENVS, make_parallel
+from incentive_envs import ENVS, make_batched, make_parallel
 
 __all__ = [
     "TASKS",
@@ -55,7 +55,8 @@ def make_task(name: str, **kwargs: Any) -> Task:
     if name in TASKS:
         return TASKS[name](**kwargs)
     if name in _generic_games():
-        return Task(name, functools.partial(make_parallel, name, **kwargs), env_kwargs=kwargs)
+        return Task(name, functools.partial(make_parallel, name, **kwargs), env_kwargs=kwargs,
+                    make_batched=functools.partial(make_batched, name, **kwargs))
     raise KeyError(f"unknown task {name!r}; known tasks: {sorted(task_names())}")
 
 

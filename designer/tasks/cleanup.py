@@ -13,17 +13,26 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 from torch import nn
 
 from designer.config import DesignerConfig
 from designer.learners import LearnerConfig
 from designer.networks import ImageIncentiveNet
 from designer.registry import register_task
-from designer.task import Output, Task, agent_slots
-from incentive_envs.cleanup import ACTION_TYPES, action_type, parallel_env
-from wrappers import StepContext
+from designer.task import Output, Task, agent_slots, batched_agent_slots, lift_features, vectorizes
+from incentive_envs import make_batched
+from incentive_envs.cleanup import ACTION_TYPES, APPLE, CLEAN, OTHER, action_type, parallel_env
+from wrappers import BatchedStepContext, StepContext
 
-__all__ = ["CleanupTask", "cleanup_action_types", "cleanup_agent_action_types", "cleanup_task"]
+__all__ = [
+    "CleanupTask",
+    "batched_cleanup_action_types",
+    "batched_cleanup_agent_action_types",
+    "cleanup_action_types",
+    "cleanup_agent_action_types",
+    "cleanup_task",
+]
 
 
 def cleanup_action_types(ctx: StepContext) -> dict[str, int]:
@@ -38,6 +47,19 @@ def cleanup_agent_action_types(ctx: StepContext) -> dict[str, int]:
     return {a: k * ctx.possible_agents.index(a) + t for a, t in cleanup_action_types(ctx).items()}
 
 
+def batched_cleanup_action_types(ctx: BatchedStepContext) -> NDArray[np.int64]:
+    """:func:`cleanup_action_types` of every copy ``[B, N]``: :func:`~incentive_envs.cleanup.action_type`
+    vectorized (clean beats apple beats other; 0 where an agent did not act)."""
+    types = np.where(ctx.infos["cleaned"].astype(bool), CLEAN, np.where(ctx.infos["apple"].astype(bool), APPLE, OTHER))
+    return np.where(ctx.active, types, 0)
+
+
+def batched_cleanup_agent_action_types(ctx: BatchedStepContext) -> NDArray[np.int64]:
+    """:func:`cleanup_agent_action_types` of every copy ``[B, N]``: slot ``K i + type``."""
+    slots = len(ACTION_TYPES) * np.arange(ctx.shape[1]) + batched_cleanup_action_types(ctx)
+    return np.where(ctx.active, slots, 0)
+
+
 class CleanupTask(Task):
     """The designer sees the global RGB map (flattened, raw 0..255) and a one-hot "fired the cleaning beam this
     step" flag pair per agent (the paper's ``obs_cleaned_1hot``), through the paper's ``incentive_ssd`` network."""
@@ -47,9 +69,9 @@ class CleanupTask(Task):
     @property
     def outputs(self) -> Mapping[str, Output]:
         n, k = len(self.agents), len(ACTION_TYPES)
-        return {"action_type": Output(k, cleanup_action_types),
-                "agent_action_type": Output(k * n, cleanup_agent_action_types),
-                "agent": Output(n, agent_slots)}
+        return {"action_type": Output(k, cleanup_action_types, batched_cleanup_action_types),
+                "agent_action_type": Output(k * n, cleanup_agent_action_types, batched_cleanup_agent_action_types),
+                "agent": Output(n, agent_slots, batched_agent_slots)}
 
     @property
     def feature_dim(self) -> int:
@@ -62,6 +84,16 @@ class CleanupTask(Task):
             cleaned = a in ctx.agents and bool(ctx.infos[a].get("cleaned", False))
             flags[i, int(cleaned)] = 1.0
         return np.concatenate([image, flags.reshape(-1)])
+
+    @vectorizes("features", lift_features)
+    def batched_features(self, ctx: BatchedStepContext) -> NDArray[np.float32]:
+        """:meth:`features` of every copy ``[B, F]``: the map images and the cleaned flags, vectorized."""
+        n_envs, n_agents = ctx.shape
+        image = np.asarray(ctx.designer_obs, dtype=np.float32).reshape(n_envs, -1)
+        cleaned = (ctx.active & ctx.infos["cleaned"].astype(bool)).astype(np.int64)
+        flags = np.zeros((n_envs, n_agents, 2), dtype=np.float32)
+        np.put_along_axis(flags, cleaned[..., None], 1.0, axis=2)
+        return np.concatenate([image, flags.reshape(n_envs, -1)], axis=1)
 
     def incentive_net(self, output: str, hidden: tuple[int, ...]) -> nn.Module:
         return ImageIncentiveNet(self.state_shape, 2 * len(self.agents), self.output(output).n_slots,
@@ -87,4 +119,5 @@ def cleanup_task(map_name: str = "small", **env_kwargs: Any) -> CleanupTask:
             dual_lr=1.15e-5, dual_entropy=0.230,
         ),
         env_kwargs=kwargs,
+        make_batched=functools.partial(make_batched, "cleanup", **kwargs),
     )

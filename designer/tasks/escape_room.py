@@ -1,7 +1,8 @@
 """Escape Room ER(N, M) for the designer: the paper's REINFORCE agents and MetaGrad designer (method.md §2.3, §5.1).
 
 The generic :class:`~designer.task.Task` already is the paper's designer input (state one-hot plus joint
-action one-hot); this module adds the env's known optimum and the paper's defaults (those of the configs).
+action one-hot, vectorized for the batched rollout by the generic task too); this module adds the env's known
+optimum, the paper's defaults (those of the configs) and the env's native batch.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Any
 
 from designer.registry import register_task
 from designer.task import Task
+from incentive_envs import make_batched
 from incentive_envs.escape_room import EscapeRoomEnv, optimal_welfare
 
 
@@ -20,4 +22,5 @@ def escape_room_task(n_agents: int = 5, min_at_lever: int = 2, max_steps: int = 
     kwargs: dict[str, Any] = {"n_agents": n_agents, "min_at_lever": min_at_lever, "max_steps": max_steps,
                               "randomize": randomize}
     return Task("escape_room", functools.partial(EscapeRoomEnv, **kwargs),
-                optimum=optimal_welfare(n_agents, min_at_lever), env_kwargs=kwargs)
+                optimum=optimal_welfare(n_agents, min_at_lever), env_kwargs=kwargs,
+                make_batched=functools.partial(make_batched, "escape_room", **kwargs))

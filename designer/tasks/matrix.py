@@ -1,4 +1,7 @@
-"""Matrix dilemmas for the designer: ``ipd``, ``stag_hunt``, ``chicken`` with fast-learning defaults."""
+"""Matrix dilemmas for the designer: ``ipd``, ``stag_hunt``, ``chicken`` with fast-learning defaults.
+
+The generic task's designer inputs (vectorized for the batched rollout) and the games' native batch.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from designer.config import DesignerConfig
 from designer.learners import LearnerConfig
 from designer.registry import register_task
 from designer.task import Task
+from incentive_envs import make_batched
 
 GAMES = ("ipd", "stag_hunt", "chicken")
 
@@ -38,6 +42,7 @@ def matrix_task(game: str = "ipd", **env_kwargs: Any) -> Task:
         learner=LearnerConfig(optimizer="adam", lr=1e-2, entropy_coef=0.01, hidden=(16,)),
         designer=DesignerConfig(scale=4.0, lr=3e-2, cost_lr=1e-3),
         env_kwargs=kwargs,
+        make_batched=functools.partial(make_batched, game, **kwargs),
     )
 
 
