@@ -156,6 +156,12 @@ class TrainConfig:
         tensorboard: also write TensorBoard event files (needs the ``tensorboard`` extra).
         progress: show a progress bar.
         torch_threads: torch intra-op threads (1 is fastest for these small models on 2-core machines).
+        vectorized: collect training and evaluation episodes with the batched rollout
+            (:class:`~designer.batched_rollout.BatchedRolloutWorker`: the task's batched env, one policy forward
+            and one incentive evaluation per step for all copies) instead of B single envs. Same batches as the
+            sequential path up to float rounding; refused (``ValueError``) for designers without a batched
+            payment rule, such as the tax designers acting through their own control point. Off by default
+            for now; it becomes the default once the vmap-over-seeds part of #14 lands.
     """
 
     task: str = "escape_room"
@@ -170,6 +176,7 @@ class TrainConfig:
     tensorboard: bool = False
     progress: bool = False
     torch_threads: int = 1
+    vectorized: bool = False
 
     def __post_init__(self) -> None:
         check_fields(self)

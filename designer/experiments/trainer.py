@@ -5,6 +5,10 @@ learning curves, and ``save`` + ``Trainer.resume`` continues exactly as an unint
 designer parameters, optimizer states, the pending pipeline batch, the action sampler's and every env's RNG
 state are all in the checkpoint).
 
+Episodes are collected by :class:`~designer.rollout.RolloutWorker` over B single envs (the reference path) or,
+with ``TrainConfig.vectorized``, by :class:`~designer.batched_rollout.BatchedRolloutWorker` over the task's
+batched env (the same batches up to float rounding; each copy's RNG state is checkpointed the same way).
+
 A trainer with an ``out_dir`` holds that folder's lock while it trains (:mod:`designer.experiments.runfolder`):
 a second writer fails at once, and a new run never replaces an old run's files unless ``overwrite=True``.
 """
@@ -25,6 +29,7 @@ import torch
 
 from designer.algorithms import Designer
 from designer.batch import Batch
+from designer.batched_rollout import BatchedRolloutWorker, CannotBatch
 from designer.config import DesignerConfig, TrainConfig, config_from_dict, config_to_dict
 from designer.experiments.checkpoint import check_state_like, load_checkpoint, save_checkpoint
 from designer.experiments.runfolder import RunLock, claim_run_folder
@@ -35,6 +40,7 @@ from designer.tasks import Task, make_task
 
 __all__ = ["EvalResult", "Trainer", "load_incentive", "train"]
 
+Worker = RolloutWorker | BatchedRolloutWorker
 _ENV_SEED_STRIDE = 1_000
 SOLVED_FRACTION = 0.95
 """Welfare fraction of the optimum at which a run counts as solved (and ``solved.pt`` is written)."""
@@ -143,9 +149,7 @@ class Trainer:
         self.designer_generator = torch.Generator().manual_seed(config.seed + 1)
         self.designer: Designer = make_designer(self.task, self.designer_config, self.designer_generator)
         self.action_generator = torch.Generator().manual_seed(config.seed + 2)
-        self.worker = self._worker(config.batch_episodes, None, self.designer.incentive,
-                                   config.seed * _ENV_SEED_STRIDE)
-        self.envs = self.worker.envs
+        self.worker = self._worker(config.batch_episodes, config.seed * _ENV_SEED_STRIDE)
         self.progress = _Progress(next_eval=0)
         self.pending: Batch | None = None
         self.out_dir = Path(config.out_dir) if config.out_dir else None
@@ -156,13 +160,30 @@ class Trainer:
         self._t0 = time.perf_counter()
 
     # ----------------------------------------------------------------- plumbing
-    def _worker(self, n_envs: int, control: torch.Generator | None, incentive: IncentivePolicy | None,
-                seed: int) -> RolloutWorker:
-        """A rollout worker over ``n_envs`` fresh envs (behind the designer's control point, seeded ``seed + i``)."""
-        envs = [self.designer.wrap_env(self.task.make_env(), control) for _ in range(n_envs)]
-        worker = RolloutWorker(envs, self.task, incentive)
-        for i, env in enumerate(worker.envs):
-            env.reset(seed=seed + i)
+    def _worker(self, n_envs: int, seed: int, eval_seed: int | None = None) -> Worker:
+        """A rollout worker over ``n_envs`` fresh envs seeded ``seed + i``: the training one, or with ``eval_seed``
+        an evaluation one (the designer's evaluation policy sampling from a generator seeded ``eval_seed + 1``,
+        its control point from ``eval_seed + 2``). ``config.vectorized`` picks the batched rollout.
+
+        Raises:
+            CannotBatch: ``vectorized=True`` for a task or designer that has no batched path (naming why).
+        """
+        eval_gen = None if eval_seed is None else torch.Generator().manual_seed(eval_seed + 1)
+        worker: Worker
+        if self.config.vectorized:
+            try:
+                policy = self.designer.batched_incentive(eval_gen)
+                env = self.task.make_batched_env(n_envs)
+                worker = BatchedRolloutWorker(env, self.task, policy)
+            except CannotBatch as err:
+                raise CannotBatch(f"vectorized=True cannot run designer {self.designer_config.algorithm!r} on task "
+                                  f"{self.task.name!r}: {err}; use vectorized=False (the sequential rollout)") from err
+        else:
+            incentive = self.designer.incentive if eval_gen is None else self.designer.eval_incentive(eval_gen)
+            control = None if eval_seed is None else torch.Generator().manual_seed(eval_seed + 2)
+            worker = RolloutWorker([self.designer.wrap_env(self.task.make_env(), control) for _ in range(n_envs)],
+                                   self.task, incentive)
+        worker.reset(seed)
         return worker
 
     def _policy(self, params: Params) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -178,12 +199,9 @@ class Trainer:
         """``n_episodes`` fresh episodes (env ``i`` seeded ``seed + i``, actions sampled without exploration
         mixing, the designer's evaluation policy and control point); leaves the training RNGs untouched."""
         gen = torch.Generator().manual_seed(seed)
-        policy = self.designer.eval_incentive(torch.Generator().manual_seed(seed + 1))
-        control = torch.Generator().manual_seed(seed + 2)  # for designers acting through their own wrapper
-        worker = self._worker(n_episodes, control, policy, seed)
+        worker = self._worker(n_episodes, seed, eval_seed=seed)
         batch, stats = worker.collect(self._policy(self.learner.params), 0.0, gen)
-        for env in worker.envs:
-            env.close()
+        worker.close()
         return batch, stats
 
     def evaluate(self, n_episodes: int | None = None) -> EvalResult:
@@ -339,7 +357,7 @@ class Trainer:
             "rng": {
                 "action": self.action_generator.get_state(),
                 "designer": self.designer_generator.get_state(),
-                "envs": [env.unwrapped.np_random.bit_generator.state for env in self.envs],
+                "envs": self.worker.rng_states(),
             },
             "pending": self.pending.to_dict() if self.pending is not None else None,
             "progress": {
@@ -364,8 +382,9 @@ class Trainer:
             if a is not None and a != b:
                 raise ValueError(f"checkpoint is of {what} {a!r}, this trainer runs {b!r}")
         check_state_like(self.state_dict(), state)
-        if len(state["rng"]["envs"]) != len(self.envs):
-            raise ValueError(f"checkpoint has {len(state['rng']['envs'])} env RNG states, run has {len(self.envs)}")
+        n_envs = len(self.worker.rng_states())
+        if len(state["rng"]["envs"]) != n_envs:
+            raise ValueError(f"checkpoint has {len(state['rng']['envs'])} env RNG states, run has {n_envs}")
         ls = state["learner"]
         lr = self.learner
         lr.params = {k: v.detach().clone().requires_grad_(True) for k, v in ls["params"].items()}
@@ -379,8 +398,7 @@ class Trainer:
         self.designer.load_state_dict(state["designer"])
         self.action_generator.set_state(state["rng"]["action"])
         self.designer_generator.set_state(state["rng"]["designer"])
-        for env, rng_state in zip(self.envs, state["rng"]["envs"]):
-            env.unwrapped.np_random.bit_generator.state = rng_state
+        self.worker.set_rng_states(state["rng"]["envs"])
         self.pending = Batch.from_dict(state["pending"]) if state["pending"] is not None else None
         prog = state["progress"]
         self.progress = _Progress(

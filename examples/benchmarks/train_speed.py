@@ -1,0 +1,192 @@
+"""Training speed of MetaGrad through ``Trainer``: the sequential rollout (B single envs) against the batched one
+(``TrainConfig.vectorized``: one batched env, one policy forward and one incentive evaluation per step).
+
+    python examples/benchmarks/train_speed.py                  # Cleanup 7x7 at B = 8, ER(5,2) at B = 1 and 16
+    python examples/benchmarks/train_speed.py --seconds 2 --cases er16
+
+Cases: Cleanup 7x7 at B = 8 with the CPU settings of ``examples/cleanup_metagrad.py`` (independent CNN agents,
+actor lr 2e-2, critic 4.4e-3, designer lr 1e-4 and critic 1.9e-4, output ``agent_action_type``), and ER(5,2) with
+the paper's settings at B = 1 and B = 16. Both paths run in the same process, one after the other, torch on one
+thread: a warm-up run, then training for about ``--seconds`` each (two one-episode evaluations included); the
+rate is training episodes per second (validation episodes count, as in the budget).
+
+Beside each rate: the physical limit, the network FLOPs of one training episode (counted with
+``torch.utils.flop_counter.FlopCounterMode`` around one policy forward and one incentive forward per rollout
+step, and one meta-step, which holds the inner update; per iteration of B episodes, divided by B) over the
+matmul throughput measured in the same run (a 512 x 512 float32 matmul). Then a short cProfile summary of the
+batched path: where the remaining time goes. Writes ``train_speed.json`` next to this script.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import json
+import os
+import pstats
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import torch
+
+# The sibling script (this folder is sys.path[0] when the script runs): one description of the machine.
+from env_speed import machine_info
+from torch.utils.flop_counter import FlopCounterMode
+
+from designer import TrainConfig, Trainer
+from designer.learners import inner_update
+from designer.tasks import make_task
+
+CASES = {"cleanup8": ("Cleanup 7x7", 8), "er1": ("ER(5,2)", 1), "er16": ("ER(5,2)", 16)}
+Func = tuple[str, int, str]
+ROLLOUT = ("designer/batched_rollout.py", "collect")
+PARTS = {  # label -> (file suffix, function), parts of the rollout (cumulative time)
+    "agent policy forward": ("designer/experiments/trainer.py", "<lambda>"),
+    "action sampling": ("designer/rollout.py", "sample_actions"),
+    "designer incentive (inputs + pay)": ("designer/rollout.py", "__call__"),
+    "task rules + recording": ("designer/batched_rollout.py", "_record"),
+    "incentive wrapper (with env and incentive)": ("wrappers/vector.py", "step"),
+}
+
+
+def trainer(case: str, vectorized: bool, episodes: int) -> Trainer:
+    _, b = CASES[case]
+    cfg = {"episodes": episodes, "batch_episodes": b, "eval_period": 10**9, "eval_episodes": 1,
+           "vectorized": vectorized}
+    if case == "cleanup8":
+        task = make_task("cleanup")
+        designer = replace(task.designer, lr=1e-4, critic_lr=1.9e-4, output="agent_action_type")
+        learner = replace(task.learner, lr=2e-2, critic_lr=4.4e-3, shared=False)
+        return Trainer(TrainConfig(task="cleanup", **cfg), designer=designer, learner=learner, task=task)
+    return Trainer(TrainConfig(task="escape_room", task_kwargs={"n_agents": 5, "min_at_lever": 2}, **cfg))
+
+
+def episodes_per_second(case: str, vectorized: bool, seconds: float) -> float:
+    """Training episodes/s: a warm-up run sizes a run of about ``seconds``, which is then timed (its only
+    evaluations, at the start and the end, run one episode each)."""
+    b = CASES[case][1]
+    warm = trainer(case, vectorized, 4 * b)
+    t0 = time.perf_counter()
+    warm.train()
+    guess = max(4 * b, int(4 * b * seconds / max(time.perf_counter() - t0, 1e-3)))
+    t = trainer(case, vectorized, guess)
+    t0 = time.perf_counter()
+    t.train()
+    return t.progress.episodes / (time.perf_counter() - t0)
+
+
+def _flops(fn: Any) -> int:
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return int(counter.get_total_flops())
+
+
+def flops_per_episode(case: str) -> dict[str, float]:
+    """Network FLOPs of one training episode and its parts (per iteration of B episodes, divided by B)."""
+    t = trainer(case, True, 3 * CASES[case][1])
+    t.train()
+    batch, learner, designer = t.pending, t.learner, t.designer
+    assert batch is not None
+    steps = batch.actions.shape[1]  # lockstep steps the rollout ran (finished copies still go through the policy)
+    policy = _flops(lambda: learner.logits(learner.params, batch.obs[:, 0]))
+    incentive = _flops(lambda: designer.net(batch.features[:, 0]))
+
+    def inner() -> None:
+        rewards, _ = designer.agent_rewards(batch)
+        values = None if learner.critic is None else learner.values(batch)
+        inner_update(learner, learner.params, learner.opt_state, batch, rewards, values)
+
+    inner_flops = _flops(inner)
+    meta = _flops(lambda: designer.iterate(learner, lambda params: (batch, []), batch))
+    b = batch.n_episodes
+    parts = {"rollout_policy": steps * policy / b, "rollout_incentive": steps * incentive / b,
+             "inner_update": inner_flops / b, "meta_step_incl_inner": meta / b}
+    return {**parts, "total": parts["rollout_policy"] + parts["rollout_incentive"] + parts["meta_step_incl_inner"]}
+
+
+def matmul_flops_per_second(n: int = 512, seconds: float = 1.0) -> float:
+    a, b = torch.rand(n, n), torch.rand(n, n)
+    for _ in range(3):
+        a @ b
+    reps, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < seconds:
+        a @ b
+        reps += 1
+    return 2 * n**3 * reps / (time.perf_counter() - t0)
+
+
+def profile(case: str, seconds: float) -> dict[str, Any]:
+    """cProfile of the batched path: the top functions by own time and the shares of the main parts."""
+    b = CASES[case][1]
+    rate = episodes_per_second(case, True, 0.3)
+    t = trainer(case, True, max(4 * b, int(rate * seconds)))
+    prof = cProfile.Profile()
+    prof.enable()
+    t.train()
+    prof.disable()
+    stats: dict[Func, Any] = pstats.Stats(prof).stats  # type: ignore[attr-defined]
+    total = sum(v[2] for v in stats.values())
+
+    def find(path: str, name: str) -> list[Func]:
+        return [f for f in stats if f[2] == name and f[0].endswith(path)]
+
+    def cum(path: str, name: str) -> float:
+        return sum(stats[f][3] for f in find(path, name)) / total
+
+    env_file = "incentive_envs/ssd/vector.py" if case == "cleanup8" else "incentive_envs/escape_room.py"
+    shares = {"rollout (collect)": cum(*ROLLOUT), **{f"  {k}": cum(*v) for k, v in PARTS.items()},
+              "  env step (inside the wrapper)": cum(env_file, "step")}
+    iterate = find("designer/algorithms/metagrad.py", "iterate")
+    in_iterate = sum(ct for f in find("designer/experiments/trainer.py", "collect")
+                     for caller, (_, _, _, ct) in stats[f][4].items() if caller in iterate)
+    shares["updates (meta-step without its rollout)"] = cum("designer/algorithms/metagrad.py", "iterate") - (
+        in_iterate / total)
+    shares["  inner update (both)"] = cum("designer/learners.py", "inner_update")
+    top = sorted(stats.items(), key=lambda kv: -kv[1][2])[:8]
+    return {"seconds": total, "shares": shares,
+            "top_own_time": [{"function": fn if file == "~" else f"{Path(file).name}:{line}({fn})",
+                              "share": v[2] / total} for (file, line, fn), v in top]}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10.0, help="timed training per case and path")
+    parser.add_argument("--cases", nargs="+", default=list(CASES), choices=list(CASES))
+    parser.add_argument("--output", type=Path, default=Path(__file__).with_suffix(".json"))
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    throughput = matmul_flops_per_second()
+    rows = []
+    for case in args.cases:
+        flops = flops_per_episode(case)
+        limit = throughput / flops["total"]
+        seq = episodes_per_second(case, False, args.seconds)
+        vec = episodes_per_second(case, True, args.seconds)
+        rows.append({"case": case, "env": CASES[case][0], "batch_episodes": CASES[case][1], "sequential_eps": seq,
+                     "batched_eps": vec, "speedup": vec / seq, "flops_per_episode": flops, "limit_eps": limit,
+                     "batched_share_of_limit": vec / limit, "profile": profile(case, min(args.seconds, 5.0))})
+    print(f"matmul throughput (1 thread, 512x512 float32): {throughput / 1e9:.1f} GFLOP/s")
+    print(f"{'case':12} {'B':>3} {'sequential ep/s':>16} {'batched ep/s':>13} {'speedup':>8} "
+          f"{'MFLOP/episode':>14} {'limit ep/s':>11} {'batched/limit':>14}")
+    for r in rows:
+        print(f"{r['env']:12} {r['batch_episodes']:3d} {r['sequential_eps']:16.1f} {r['batched_eps']:13.1f} "
+              f"{r['speedup']:8.2f} {r['flops_per_episode']['total'] / 1e6:14.1f} {r['limit_eps']:11.0f} "
+              f"{100 * r['batched_share_of_limit']:13.1f}%")
+    for r in rows:
+        prof = r["profile"]
+        print(f"\n{r['env']} B={r['batch_episodes']}, batched path ({prof['seconds']:.1f} s profiled), "
+              "cumulative shares of the time:")
+        for label, share in prof["shares"].items():
+            print(f"  {100 * share:5.1f}%  {label}")
+        print("  top own time: " + ", ".join(f"{t['function']} {100 * t['share']:.0f}%" for t in prof["top_own_time"]))
+    machine = {**machine_info(), "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
+               "load_average": os.getloadavg(), "matmul_flops_per_second": throughput}
+    args.output.write_text(json.dumps({"machine": machine, "args": {"seconds": args.seconds}, "results": rows},
+                                      indent=1) + "\n")
+    print(f"\nwrote {args.output}")
+
+
+if __name__ == "__main__":
+    main()
