@@ -66,6 +66,9 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--task-kwargs", default="", help="JSON dict of extra task arguments")
     p.add_argument("--episodes", type=_POSITIVE, default=None, help="training episodes (default: task's)")
     p.add_argument("--batch-episodes", type=_POSITIVE, default=1, help="episodes per inner update (B)")
+    p.add_argument("--vectorized", action="store_true",
+                   help="collect the B episodes with the batched rollout (one batched env; same results within "
+                        "float rounding; faster for B > 1)")
     p.add_argument("--seeds", type=_NON_NEGATIVE, nargs="+", default=[0], help="one run per seed")
     p.add_argument("--eval-period", type=_POSITIVE, default=100)
     p.add_argument("--eval-episodes", type=_POSITIVE, default=10)
@@ -157,7 +160,7 @@ def run_one(args: argparse.Namespace, algorithm: str, seed: int) -> Trainer:
     cfg = TrainConfig(
         task=args.task, task_kwargs=kwargs, episodes=episodes, batch_episodes=args.batch_episodes, seed=seed,
         eval_period=args.eval_period, eval_episodes=args.eval_episodes, checkpoint_period=args.checkpoint_period,
-        out_dir=str(out), tensorboard=args.tensorboard, progress=not args.no_progress,
+        out_dir=str(out), tensorboard=args.tensorboard, progress=not args.no_progress, vectorized=args.vectorized,
     )
     trainer = Trainer(cfg, designer=_designer_config(args, algorithm, task.designer),
                       learner=_learner_config(args, task.learner), task=task, overwrite=args.overwrite)

@@ -288,3 +288,15 @@ def test_masks_and_observation_rows_of_a_custom_task_match():
     assert seq.action_mask is not None and float(seq.obs.max()) == 2.0
     taken = seq.action_mask.gather(-1, seq.actions.unsqueeze(-1)).squeeze(-1)
     assert torch.all(taken[seq.mask > 0] == 1.0)
+
+
+def test_cli_vectorized_flag_reaches_the_run(tmp_path):
+    """``--vectorized`` trains on the batched path: the checkpoint's config says so and it resumes as such."""
+    from designer.experiments.checkpoint import load_checkpoint
+    from designer.experiments.cli import main
+
+    argv = ["train", "--task", "ipd", "--episodes", "8", "--eval-period", "4", "--eval-episodes", "2",
+            "--batch-episodes", "4", "--vectorized", "--no-progress", "--out", str(tmp_path)]
+    assert main(argv) == 0
+    state = load_checkpoint(tmp_path / "ipd" / "metagrad" / "seed0" / "checkpoint.pt")
+    assert state["train_config"]["vectorized"] is True and state["train_config"]["batch_episodes"] == 4
