@@ -1,6 +1,7 @@
 """Write one Cleanup episode to an animated GIF (Pillow): agent_0 cleans, agent_1 harvests greedily.
 
 Usage: ``python examples/cleanup_gif.py [--out cleanup.gif] [--seed 0] [--scale 24] [--random]``.
+Pillow comes with the ``plot`` extra (``pip install "incentive-design[plot]"``).
 Purple: agent_0, blue: agent_1, brown: waste, light blue: river, cyan: cleaning beam, green: apples.
 """
 
@@ -11,8 +12,8 @@ from collections import deque
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
+from designer.extras import MissingExtra, require
 from incentive_envs import cleanup
 from incentive_envs.ssd.engine import APPLE, WALL
 
@@ -42,6 +43,10 @@ def main() -> None:
     parser.add_argument("--scale", type=int, default=24, help="pixels per cell")
     parser.add_argument("--random", action="store_true", help="uniformly random actions instead")
     args = parser.parse_args()
+    try:
+        image = require("PIL.Image", "plot", "cleanup_gif.py", "Pillow")
+    except MissingExtra as err:
+        raise SystemExit(f"error: {err}") from err
 
     env = cleanup.parallel_env(render_mode="rgb_array", render_scale=args.scale)
     env.reset(seed=args.seed)
@@ -59,7 +64,7 @@ def main() -> None:
         for agent, r in rewards.items():
             total[agent] += r
         frames.append(env.render())
-    images = [Image.fromarray(f) for f in frames]
+    images = [image.fromarray(f) for f in frames]
     images[0].save(args.out, save_all=True, append_images=images[1:], duration=150, loop=0)
     print(f"wrote {args.out} ({len(frames)} frames); apples: {total}")
 

@@ -32,6 +32,7 @@ import numpy as np
 
 from designer.experiments.spec import Sweep
 from designer.experiments.sweep import SweepSummary, TrialResult, read_result
+from designer.extras import require
 from incentive_envs.validation import finite_vector
 
 __all__ = [
@@ -432,19 +433,15 @@ def plot_task_curves(
 
 
 def subplots(nrows: int, ncols: int, **kwargs: Any) -> tuple[Any, Any]:
-    """``matplotlib.pyplot.subplots`` on the file-only Agg backend, axes always 2-D (needs the ``plot`` extra)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt.subplots(nrows, ncols, squeeze=False, **kwargs)
+    """``matplotlib.pyplot.subplots`` on the file-only Agg backend, axes always 2-D (needs the ``plot`` extra:
+    :class:`~designer.extras.MissingExtra` without it)."""
+    require("matplotlib", "plot", "plotting").use("Agg")
+    return require("matplotlib.pyplot", "plot", "plotting").subplots(nrows, ncols, squeeze=False, **kwargs)
 
 
 def save_figure(fig: Any, path: str | Path, dpi: int = 120) -> Path:
     """Lay out, write (creating the folder) and close a figure; returns the path."""
-    import matplotlib.pyplot as plt
-
+    plt = require("matplotlib.pyplot", "plot", "plotting")
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()

@@ -26,6 +26,7 @@ from designer.experiments.runfolder import RunFolderLocked, check_new_run
 from designer.experiments.spec import Sweep, check_finite
 from designer.experiments.sweep import TrialResult, run_sweep
 from designer.experiments.trainer import Trainer
+from designer.extras import MissingExtra, require
 from designer.learners import LearnerConfig
 from designer.registry import algorithm_entry, algorithm_names
 from designer.tasks import make_task, task_names
@@ -109,12 +110,21 @@ def build_parser() -> argparse.ArgumentParser:
     add_sweep_subcommand(sub)
     add_aggregate_subcommand(sub)
     try:
-        from designer.sb3 import add_transfer_subcommand
-    except ImportError:  # the sb3 extra is optional
-        pass
+        _require_sb3()
+    except MissingExtra:  # still listed; running it says which extra to install
+        stub = sub.add_parser("transfer", prefix_chars="\0", add_help=False,
+                              help="train SB3 agents under a frozen learned incentive (needs the sb3 extra)")
+        stub.add_argument("args", nargs=argparse.REMAINDER)
     else:
+        from designer.sb3 import add_transfer_subcommand
+
         add_transfer_subcommand(sub)
     return parser
+
+
+def _require_sb3() -> None:
+    for module, package in (("stable_baselines3", "stable-baselines3"), ("supersuit", "SuperSuit")):
+        require(module, "sb3", "the transfer command", package)
 
 
 DEFAULT_EPISODES = {"escape_room": 20000}
@@ -200,11 +210,22 @@ def results_table(results: dict[str, list[Trainer]], task_label: str) -> str:
 
 
 def _plot_run(trainer: Trainer, path: Path) -> None:
+    from designer.experiments.plots import plot_learning_curves
+
     try:
-        from designer.experiments.plots import plot_learning_curves
-    except ImportError:  # matplotlib is the optional "plot" extra
-        return
-    plot_learning_curves({trainer.designer_config.algorithm: [trainer]}, path, optimum=trainer.task.optimum)
+        plot_learning_curves({trainer.designer_config.algorithm: [trainer]}, path, optimum=trainer.task.optimum)
+    except MissingExtra:  # said once, by the report
+        pass
+
+
+def _can_plot() -> bool:
+    """Whether matplotlib (the ``plot`` extra) is there; if not, one line saying what to install."""
+    try:
+        require("matplotlib", "plot", "plotting")
+    except MissingExtra as err:
+        print(f"plot: not drawn ({err})")
+        return False
+    return True
 
 
 def run_compare(args: argparse.Namespace, algorithms: Sequence[str]) -> dict[str, list[Trainer]]:
@@ -244,13 +265,10 @@ def _write_report(results: dict[str, list[Trainer]], folder: Path) -> None:
     table = results_table(results, folder.name)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "results.md").write_text(table + "\n")
-    try:
+    if _can_plot():
         from designer.experiments.plots import plot_learning_curves
 
-        plot_learning_curves(results, folder / "comparison.png", optimum=task.optimum)
-        print(f"plot: {folder / 'comparison.png'}")
-    except ImportError:
-        pass
+        print(f"plot: {plot_learning_curves(results, folder / 'comparison.png', optimum=task.optimum)}")
     print(table)
     print(f"table: {folder / 'results.md'}")
 
@@ -290,7 +308,7 @@ def run_sweep_cli(args: argparse.Namespace) -> int:
                         num_cpus=args.num_cpus)
     print(summary.table())
     if not args.no_aggregate:
-        for kind, path in write_results(out).items():
+        for kind, path in write_results(out, plots=_can_plot()).items():
             print(f"{kind}: {path}")
     if summary.failed:
         print(f"{len(summary.failed)} trial(s) failed: {', '.join(summary.failed)} (see their error.txt)")
@@ -317,7 +335,7 @@ def add_aggregate_subcommand(subparsers: Any) -> argparse.ArgumentParser:
 def run_aggregate_cli(args: argparse.Namespace) -> int:
     """Run the ``aggregate`` subcommand: write the files, print the Markdown tables."""
     written = write_results(args.sweep_dir, args.out, reps=args.reps, confidence=args.confidence, seed=args.seed,
-                            plots=not args.no_plots)
+                            plots=not args.no_plots and _can_plot())
     print(written["table"].read_text())
     for kind, path in written.items():
         print(f"{kind}: {path}")
@@ -328,7 +346,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return _run(args)
-    except (RunFolderLocked, FileExistsError) as err:  # a folder in use or holding a run: a message, not a trace
+    except (RunFolderLocked, FileExistsError, MissingExtra) as err:  # folder in use or taken, extra missing
         raise SystemExit(f"error: {err}") from err
 
 
@@ -349,6 +367,7 @@ def _run(args: argparse.Namespace) -> int:
     elif args.command in ("sweep", "aggregate"):
         return int(args.func(args))
     elif args.command == "transfer":
+        _require_sb3()
         from designer.sb3 import run_transfer
 
         run_transfer(args)

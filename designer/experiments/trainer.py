@@ -33,6 +33,7 @@ from designer.batched_rollout import BatchedRolloutWorker, CannotBatch
 from designer.config import DesignerConfig, TrainConfig, config_from_dict, config_to_dict
 from designer.experiments.checkpoint import check_state_like, load_checkpoint, save_checkpoint
 from designer.experiments.runfolder import RunLock, claim_run_folder
+from designer.extras import require
 from designer.learners import AgentLearner, LearnerConfig, Params
 from designer.registry import make_designer
 from designer.rollout import EpisodeStats, IncentivePolicy, RolloutWorker
@@ -154,6 +155,8 @@ class Trainer:
         self.pending: Batch | None = None
         self.out_dir = Path(config.out_dir) if config.out_dir else None
         self._tb: Any = None
+        if config.tensorboard:  # fail before training, not at the first evaluation
+            require("tensorboard", "tensorboard", "TensorBoard logging (--tensorboard)")
         self._log_synced = False  # log.csv not yet matched to this run's history (see _log_eval)
         self._source: Path | None = None  # the checkpoint this trainer was resumed from
         self._claimed = False  # out_dir checked (and cleared with overwrite) for this run
