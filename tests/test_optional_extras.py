@@ -102,3 +102,17 @@ def test_cleanup_gif_without_pillow_says_what_to_install(monkeypatch: pytest.Mon
         runpy.run_path(str(ROOT / "examples" / "cleanup_gif.py"), run_name="__main__")
     assert "Pillow" in str(err.value.code) and PLOT_HINT in str(err.value.code)
     assert not gif.exists()
+
+
+def test_transfer_results_without_plot_write_the_csvs(no_matplotlib, tmp_path: Path, capsys):
+    """SB3 transfer without matplotlib: every CSV is written, the PNG is skipped with one line naming the extra."""
+    from designer.sb3 import compare_transfer
+    from incentive_envs.ipd import parallel_env
+    from wrappers import ActionTable
+
+    result = compare_transfer(lambda: parallel_env(max_cycles=1), ActionTable([2.5, 0.0]), total_timesteps=8,
+                              seeds=[0], n_eval_episodes=2, log_dir=tmp_path)
+    assert {r.condition for r in result.rows} == {"incentive", "no incentive"}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["transfer_curves.csv", "transfer_seeds.csv",
+                                                          "transfer_summary.csv"]
+    assert capsys.readouterr().out.count(PLOT_HINT) == 1

@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from designer.extras import MissingExtra, require
+
 __all__ = ["EvalRow", "TransferResult"]
 
 
@@ -117,15 +119,18 @@ class TransferResult:
             writer.writerow(["condition", "seed", "step", "welfare", "incentives"])
             for (condition, seed), points in sorted(self.curves.items()):
                 writer.writerows([condition, seed, *p] for p in points)
-        self.plot(paths["plot"], optimum=optimum)
+        try:
+            self.plot(paths["plot"], optimum=optimum)
+        except MissingExtra as err:  # the CSVs hold every number; the PNG needs the plot extra
+            del paths["plot"]
+            print(f"plot: not drawn ({err})")
         return paths
 
     def plot(self, path: str | Path, *, optimum: float | None = None, bins: int = 40) -> Path:
-        """Episode welfare and incentives paid over training: mean over seeds per condition, min-max band."""
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        """Episode welfare and incentives paid over training: mean over seeds per condition, min-max band
+        (needs the ``plot`` extra: :class:`~designer.extras.MissingExtra` without it)."""
+        require("matplotlib", "plot", "plotting").use("Agg")
+        plt = require("matplotlib.pyplot", "plot", "plotting")
 
         fig, (ax_w, ax_i) = plt.subplots(1, 2, figsize=(10, 3.8))
         for color, condition in zip(

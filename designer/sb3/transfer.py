@@ -359,7 +359,8 @@ def run_transfer(args: argparse.Namespace) -> int:
         optimum=_optimum(args.env, args.env_kwargs),
     )
     print(result.table())
-    print(f"\nwrote {args.out}/transfer_*.csv and {args.out}/transfer_welfare.png")
+    png = " and transfer_welfare.png" if (Path(args.out) / "transfer_welfare.png").exists() else ""
+    print(f"\nwrote {args.out}/transfer_*.csv{png}")
     return 0
 
 
