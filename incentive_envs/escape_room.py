@@ -10,6 +10,8 @@
 |               | one-hot position in increasing index order                                     |
 | State         | ``Box(0, 1, (3N,), float32)``: all positions one-hot, in agent index order     |
 | Rewards       | +10 for choosing the door while it is open; else 0 for staying, -1 for moving  |
+| Infos         | ``position`` (int, after the step) and ``door_open`` (bool, this step; False   |
+|               | at reset): the same keys at reset and at every step                            |
 | Episode end   | terminated when the door is open and someone reaches it; truncated after       |
 |               | ``max_steps`` steps                                                           |
 
@@ -144,7 +146,7 @@ class EscapeRoomEnv(ParallelEnv[str, NDArray[np.float32], int], EzPickle):
         self._started = True
         self._last_door_open = False
         obs = self._observations()
-        return obs, {a: {"position": int(self._positions[i])} for i, a in enumerate(self.agents)}
+        return obs, {a: {"position": int(self._positions[i]), "door_open": False} for i, a in enumerate(self.agents)}
 
     def step(
         self, actions: dict[str, Any]
@@ -254,7 +256,8 @@ class BatchedEscapeRoom(BatchedParallelEnv):
         self._steps[:] = 0
         self._running[:] = True
         self._started = True
-        return self._observations(self._running), {"position": self._positions.copy()}
+        infos = {"position": self._positions.copy(), "door_open": np.zeros((self.n_envs, self.n), dtype=bool)}
+        return self._observations(self._running), infos
 
     def step(self, actions: Any) -> BatchedStep:
         acts = self._check_actions(actions)

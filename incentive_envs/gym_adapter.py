@@ -108,7 +108,8 @@ class _ParallelView(gym.Env[Any, Any]):
 class JointActionEnv(_ParallelView):
     """Centralised view: the action names every agent's action, the reward is the sum of agents' rewards.
 
-    ``info["rewards"]`` holds the per-agent rewards of the step, ``info["agent_infos"]`` the per-agent infos.
+    ``info["rewards"]`` holds the per-agent rewards of the step (0.0 at reset), ``info["agent_infos"]`` the
+    per-agent infos; reset and step infos have the same keys.
     """
 
     def __init__(
@@ -133,7 +134,7 @@ class JointActionEnv(_ParallelView):
         super().reset(seed=seed)
         obs, infos = self.parallel.reset(seed=seed, options=options)
         self._last_obs = dict(obs)
-        return self._encode(obs), {"agent_infos": infos}
+        return self._encode(obs), {"rewards": dict.fromkeys(self.parallel.agents, 0.0), "agent_infos": infos}
 
     def _decode_dict(self, action: Mapping[str, Any]) -> dict[str, Any]:
         check_agent_set(action, self.agents)
@@ -192,6 +193,8 @@ class SingleAgentEnv(_ParallelView):
             uniformly at random, drawn from this view's seeded RNG.
         render_mode: forwarded to the game if it supports it.
         **kwargs: forwarded to ``make_parallel``.
+
+    ``info`` is the learner's own info plus ``info["rewards"]``, every agent's reward of the step (0.0 at reset).
     """
 
     def __init__(
@@ -226,7 +229,9 @@ class SingleAgentEnv(_ParallelView):
             self._policy_rng, _ = seeding.np_random(seed + 1)
         obs, infos = self.parallel.reset(seed=seed, options=options)
         self._last_obs = dict(obs)
-        return obs[self.learner], dict(infos.get(self.learner, {}))
+        info = dict(infos.get(self.learner, {}))
+        info["rewards"] = dict.fromkeys(self.parallel.agents, 0.0)
+        return obs[self.learner], info
 
     def _other_action(self, agent: str) -> Any:
         policy = self.policies.get(agent)

@@ -13,7 +13,13 @@ from __future__ import annotations
 
 from wrappers.core import ADDED_INFO_KEYS, IncentiveBooks, IncentiveFunction, PaymentRules, StepContext
 from wrappers.functions import ActionTable, AgentValues, ModuleIncentive, joint_action_features
-from wrappers.incentive import AECIncentiveWrapper, GymIncentiveWrapper, IncentiveWrapper, incentive
+from wrappers.incentive import (
+    AECIncentiveWrapper,
+    GymIncentiveWrapper,
+    IncentiveAECView,
+    IncentiveWrapper,
+    incentive,
+)
 from wrappers.tax import TAX_INFO_KEYS, TaxWrapper
 from wrappers.tax_rates import TaxRatesWrapper
 from wrappers.vector import (
@@ -40,6 +46,7 @@ __all__ = [
     "BatchedModuleIncentive",
     "BatchedStepContext",
     "GymIncentiveWrapper",
+    "IncentiveAECView",
     "IncentiveBooks",
     "IncentiveFunction",
     "IncentiveWrapper",

@@ -41,7 +41,7 @@ __all__ = [
 ]
 
 ADDED_INFO_KEYS: Final = ("env_reward", "incentive", "incentive_scaled")
-"""Keys every incentive wrapper adds to ``infos[agent]`` on each step (fixed schema)."""
+"""Keys every incentive wrapper adds to ``infos[agent]`` at reset (0.0, 0.0, False) and on each step (fixed schema)."""
 
 
 @dataclass(frozen=True)
@@ -443,6 +443,15 @@ class IncentiveBooks:
     def _info(env_reward: float, paid: float, scaled: bool) -> dict[str, Any]:
         """The :data:`ADDED_INFO_KEYS` entries of one agent's info."""
         return dict(zip(ADDED_INFO_KEYS, (env_reward, paid, scaled)))
+
+    @classmethod
+    def _reset_info(cls) -> dict[str, Any]:
+        """The :data:`ADDED_INFO_KEYS` entries of an agent's reset info: no reward, no payment, nothing scaled.
+
+        Reset infos carry the step keys so that libraries which size their info buffers from the reset infos
+        (TorchRL's ``PettingZooWrapper``) find every key a step will write.
+        """
+        return cls._info(0.0, 0.0, False)
 
     def _pay(self, ctx: StepContext) -> tuple[dict[str, float], bool]:
         """Call the incentive function on ``ctx`` and settle what it returned (see :meth:`_settle`)."""

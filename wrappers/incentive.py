@@ -3,7 +3,7 @@
 The designer is an *incentive function* ``fn(ctx) -> {agent: payment}`` called after every env step with a
 :class:`~wrappers.core.StepContext` (the pre-step designer observation, the joint action, the step's env
 rewards and infos). Each agent's reward becomes ``env_reward + incentive``, and both parts are reported in
-``infos[agent]``:
+``infos[agent]``, at every step and (as 0.0, 0.0, False) at reset, so reset and step infos have the same keys:
 
 ===================== =======================================================================================
 ``env_reward``        the env's own reward for this step (float)
@@ -32,7 +32,9 @@ from typing import Any, Literal
 
 import gymnasium
 from pettingzoo import AECEnv, ParallelEnv
-from pettingzoo.utils import BaseParallelWrapper, BaseWrapper, aec_to_parallel, parallel_to_aec
+from pettingzoo.utils import BaseParallelWrapper, BaseWrapper, aec_to_parallel
+from pettingzoo.utils.conversions import parallel_to_aec_wrapper
+from pettingzoo.utils.wrappers import OrderEnforcingWrapper
 
 from incentive_envs.validation import check_joint_action
 from wrappers.core import (
@@ -59,6 +61,7 @@ __all__ = [
     "ActionTable",
     "AgentValues",
     "GymIncentiveWrapper",
+    "IncentiveAECView",
     "IncentiveFunction",
     "IncentiveWrapper",
     "ModuleIncentive",
@@ -120,7 +123,7 @@ class IncentiveWrapper(ParallelCore, IncentiveBooks, BaseParallelWrapper):
         obs, infos = self._reset_env(seed, options)
         self._designer_obs = self._designer_view(obs)
         self._reset_books()
-        return obs, infos
+        return obs, extend_infos(infos, lambda _: self._reset_info(), "IncentiveWrapper")
 
     def step(
         self, actions: dict[str, Any]
@@ -142,6 +145,45 @@ class IncentiveWrapper(ParallelCore, IncentiveBooks, BaseParallelWrapper):
 
     def __str__(self) -> str:
         return f"IncentiveWrapper<{self.env}>"
+
+
+def _book(name: str) -> property:
+    """A read-only attribute of :class:`IncentiveAECView` that reads the parallel wrapper's account ``name``."""
+    return property(lambda self: getattr(self.incentive_wrapper, name), doc=f"``IncentiveWrapper.{name}``.")
+
+
+class IncentiveAECView(OrderEnforcingWrapper):
+    """The AEC view of an :class:`IncentiveWrapper`, with the wrapper's accounts on the AEC env itself.
+
+    What :func:`incentive` returns for a parallelizable AEC game: PettingZoo's ``parallel_to_aec`` converter
+    over the parallel wrapper (so PettingZoo keeps the AEC reward bookkeeping), exposing ``episode_stats()``,
+    ``set_incentive()`` and the accounts (``episode_cost``, ``last_payments``, ...) as the parallel wrapper does,
+    instead of three levels down. ``pettingzoo.utils.aec_to_parallel`` turns it back into the
+    :class:`IncentiveWrapper` (``incentive_wrapper``).
+    """
+
+    def __init__(self, wrapper: IncentiveWrapper) -> None:
+        super().__init__(parallel_to_aec_wrapper(wrapper))
+        self.incentive_wrapper = wrapper
+
+    incentive_fn = _book("incentive_fn")
+    rules = _book("rules")
+    last_context = _book("last_context")
+    last_payments = _book("last_payments")
+    step_cost = _book("step_cost")
+    episode_cost = _book("episode_cost")
+    episode_welfare = _book("episode_welfare")
+    episode_incentives = _book("episode_incentives")
+    episode_env_rewards = _book("episode_env_rewards")
+    episode_steps = _book("episode_steps")
+
+    def episode_stats(self) -> dict[str, float]:
+        """:meth:`IncentiveBooks.episode_stats` of the parallel wrapper (``welfare``, ``incentives_paid``, ...)."""
+        return self.incentive_wrapper.episode_stats()
+
+    def set_incentive(self, incentive_fn: IncentiveFn) -> None:
+        """Swap the incentive function; it applies from the next joint step on."""
+        self.incentive_wrapper.set_incentive(incentive_fn)
 
 
 class AECIncentiveWrapper(EpisodeGuard, IncentiveBooks, BaseWrapper):
@@ -174,7 +216,7 @@ class AECIncentiveWrapper(EpisodeGuard, IncentiveBooks, BaseWrapper):
         inner = self.env.unwrapped
         self.rewards = {a: 0.0 for a in inner.rewards}
         self._cumulative_rewards = {a: 0.0 for a in inner.rewards}
-        self.infos = {a: dict(i) for a, i in inner.infos.items()}
+        self.infos = {a: {**i, **self._reset_info()} for a, i in inner.infos.items()}
         self._begin_episode()
         self._reset_books()
 
@@ -262,7 +304,7 @@ class GymIncentiveWrapper(EpisodeGuard, IncentiveBooks, gymnasium.Wrapper, gymna
         self._done = False
         self._begin_episode()
         self._reset_books()
-        return obs, info
+        return obs, {**info, **self._reset_info()}
 
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
         self._check_step()
@@ -289,7 +331,8 @@ def incentive(env: Any, incentive_fn: IncentiveFn, **options: Any) -> Any:
 
     - PettingZoo ``ParallelEnv`` -> :class:`IncentiveWrapper`.
     - PettingZoo ``AECEnv`` that is parallelizable (``metadata["is_parallelizable"]``) -> converted to
-      parallel, wrapped, and converted back, so PettingZoo's converter keeps the AEC reward bookkeeping.
+      parallel, wrapped, and converted back (:class:`IncentiveAECView`, which has ``episode_stats()``), so
+      PettingZoo's converter keeps the AEC reward bookkeeping.
     - Other (turn-based) ``AECEnv`` -> :class:`AECIncentiveWrapper`.
     - ``gymnasium.Env`` -> :class:`GymIncentiveWrapper`.
 
@@ -302,7 +345,7 @@ def incentive(env: Any, incentive_fn: IncentiveFn, **options: Any) -> Any:
         return IncentiveWrapper(env, incentive_fn, **options)
     if isinstance(env, AECEnv):
         if env.metadata.get("is_parallelizable", False):
-            return parallel_to_aec(IncentiveWrapper(aec_to_parallel(env), incentive_fn, **options))
+            return IncentiveAECView(IncentiveWrapper(aec_to_parallel(env), incentive_fn, **options))
         return AECIncentiveWrapper(env, incentive_fn, **options)
     if isinstance(env, gymnasium.Env):
         return GymIncentiveWrapper(env, incentive_fn, **options)

@@ -5,7 +5,8 @@ tax period is the sum of its env rewards (or of ``infos[agent][income_key]``); a
 pays ``bracket_tax(income, rates, cutoffs)`` and the revenue is handed back (equally by default). The arithmetic
 is :mod:`incentive_envs.economics`, shared with the Gather-Trade-Build env and the differentiable tax designer.
 
-Every step ``infos[agent]`` gains:
+Every step ``infos[agent]`` gains (and every reset, with 0.0 and zero rates: no tax is in force before the first
+step, so reset and step infos have the same keys and shapes):
 
 ================== ===========================================================================================
 ``pretax_income``  the agent's income so far in the current period, this step included
@@ -47,7 +48,7 @@ from wrappers.core import EnvAgents, ParallelCore, StepContext, check_rewards, e
 __all__ = ["TAX_INFO_KEYS", "RatesFn", "Redistribution", "TaxWrapper"]
 
 TAX_INFO_KEYS = ("pretax_income", "tax_paid", "redistribution", "marginal_rates")
-"""Keys the tax wrapper adds to ``infos[agent]`` on each step."""
+"""Keys the tax wrapper adds to ``infos[agent]`` at reset and on each step."""
 
 RatesFn = Callable[[StepContext], Sequence[float] | np.ndarray]
 """A tax designer: marginal rates for the period, from the StepContext of the period's first step."""
@@ -139,7 +140,8 @@ class TaxWrapper(ParallelCore, BaseParallelWrapper):
         self._reset_books()
         if self.rates_fn is not None:
             self._designer_obs = self._designer_view(obs)
-        return obs, infos
+        neutral = dict(zip(TAX_INFO_KEYS, (0.0, 0.0, 0.0, (0.0,) * self.cutoffs.size)))
+        return obs, extend_infos(infos, lambda _: neutral, "TaxWrapper")
 
     def _period_rates(self, ctx: StepContext) -> np.ndarray:
         k = ctx.step // self.period

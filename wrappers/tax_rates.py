@@ -14,7 +14,7 @@ models of :mod:`incentive_envs.gtb.tax_models`, whose ``__call__`` returns their
 every step, so adaptive models (Saez) can learn from the incomes taxed.
 
 Every step ``infos[agent]`` gains ``tax_rates_set``: the rates this wrapper set before the step (a tuple), or
-None when the step did not start a period.
+None when the step did not start a period (and None at reset, so reset and step infos have the same keys).
 
 A step is checked (call order, then the joint action) before ``rates_fn`` is asked, so a rejected step consumes
 no decision of a stateful designer and adds nothing to the schedule; the env's rewards are checked finite.

@@ -58,7 +58,7 @@ def test_single_agent_view_rewards_the_learner_against_fixed_policies() -> None:
     env = SingleAgentEnv(ipd.parallel_env, policies={"player_1": lambda obs, rng: 1}, max_cycles=4)
     assert env.learner == "player_0" and env.action_space == spaces.Discrete(2)
     obs, info = env.reset(seed=0)
-    assert obs.shape == (6,) and info == {}
+    assert obs.shape == (6,) and info == {"rewards": {"player_0": 0.0, "player_1": 0.0}}  # the step's keys
     rewards = []
     for act in (0, 1, 0, 1):
         obs, reward, term, trunc, info = env.step(act)
