@@ -15,16 +15,15 @@ from __future__ import annotations
 
 from incentive_envs.gtb.components import ActionLayout
 from incentive_envs.gtb.config import FIXED_FOUR_BUILD_PAYMENTS, GTBConfig
-from incentive_envs.gtb.engine import (
+from incentive_envs.gtb.engine import BatchedGTB, GTBStep
+from incentive_envs.gtb.layout import DEFAULT_LAYOUT, MapLayout, load_layout, packaged_layouts, parse_layout
+from incentive_envs.gtb.observation import (
     SPATIAL_CHANNELS,
     STATE_MAP_CHANNELS,
-    BatchedGTB,
     GTBObservation,
-    GTBStep,
     flat_feature_names,
     state_feature_names,
 )
-from incentive_envs.gtb.layout import DEFAULT_LAYOUT, MapLayout, load_layout, packaged_layouts, parse_layout
 from incentive_envs.gtb.schema import STEP_INFO_KEYS, GTBSchema, agent_reward, period_tax, utility
 from incentive_envs.gtb.tax_models import FreeMarketTax, SaezTax, TaxModel, USFederalTax
 

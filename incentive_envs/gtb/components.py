@@ -21,6 +21,7 @@ from typing import Final
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from incentive_envs.gtb import kernels
 from incentive_envs.gtb.config import GTBConfig
 from incentive_envs.gtb.layout import MapLayout
 from incentive_envs.gtb.rewards import period_tax
@@ -28,8 +29,6 @@ from incentive_envs.gtb.rewards import period_tax
 __all__ = [
     "ASK",
     "BID",
-    "BLOCKED_TILE",
-    "FREE_TILE",
     "MOVES",
     "NO_ORDER",
     "RESOURCES",
@@ -51,12 +50,6 @@ NO_ORDER: Final = 0
 BID: Final = 1
 ASK: Final = 2
 MOVES: Final = ("left", "right", "up", "down")
-_DR: Final = np.array([0, 0, -1, 1], dtype=np.int64)  # row offset of each move
-_DC: Final = np.array([-1, 1, 0, 0], dtype=np.int64)  # column offset of each move
-_DR_LIST: Final = _DR.tolist()
-FREE_TILE: Final = 255  # tile code (uint8): walkable, no house; a house holds its owner's index
-BLOCKED_TILE: Final = 254  # tile code: water, outside the map, or occupied
-_DC_LIST: Final = _DC.tolist()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -182,19 +175,12 @@ class Build:
     random processing order cannot change the outcome; all builders are handled at once.
     """
 
-    def __init__(self, config: GTBConfig, layout: MapLayout) -> None:
+    def __init__(self, config: GTBConfig) -> None:
         self.labour = config.build_labour
-        self.buildable = ~(layout.stone | layout.wood | layout.water)  # no source block or water
-
-    def can_build(self, s: GTBState, own_tile: NDArray[np.uint8], has_goods: NDArray[np.bool_]) -> NDArray[np.bool_]:
-        """(B, N) whether each agent could build where it stands, given each agent's tile code and whether it
-        holds >= 1 unit of each resource (B, N, R)."""
-        r, c = s.pos[..., 0], s.pos[..., 1]
-        return (own_tile == FREE_TILE) & self.buildable[r, c] & has_goods.all(-1)
 
     def step(self, s: GTBState, actions: NDArray[np.int64], valid: NDArray[np.bool_]) -> None:
         """``valid`` is the action mask entry of each chosen action, evaluated on this step's start state (the
-        mask's build entry is exactly :meth:`can_build`)."""
+        mask's build entry, :func:`incentive_envs.gtb.kernels.observe`, is exactly the rule above)."""
         build = (actions == 1) & valid
         if not build.any():
             return
@@ -220,8 +206,8 @@ class ContinuousDoubleAuction:
     - Expiry: an order that has rested through ``order_duration`` steps after the one it was placed in is
       refunded from escrow at the end of the step (Foundation: lifetime > duration after the increment).
 
-    Creation, expiry and the crossing pre-check are vectorised over worlds; the matching loop itself runs in
-    plain Python, only on books whose best bid reaches their best ask (a handful of orders each).
+    The mechanics are one compiled loop over the worlds, :func:`incentive_envs.gtb.kernels.market_step`; matching
+    runs only on books whose best bid reaches their best ask (a handful of orders each).
     """
 
     def __init__(self, config: GTBConfig, n_agents: int) -> None:
@@ -251,95 +237,9 @@ class ContinuousDoubleAuction:
     def step(self, s: GTBState, actions: NDArray[np.int64], valid: NDArray[np.bool_]) -> None:
         """``valid`` is the action mask entry of each chosen action on this step's start state: for a market
         action it is exactly the creation rule above (order room, and coin for a bid or a unit for an ask)."""
-        s.price_history *= self.cfg.price_history_decay
-        # After matching no two orders of different agents cross and expiry only removes orders, so a book
-        # can only become matchable through a new order.
-        if self._create(s, actions, valid):
-            for b, r in self._crossing_books(s):
-                self._match_book(s, b, r)
-        self._expire(s)
-
-    def _create(self, s: GTBState, actions: NDArray[np.int64], valid: NDArray[np.bool_]) -> bool:
-        """Place the valid market orders; returns whether any order was placed."""
-        place = self._is_market[actions] & valid
-        if not place.any():
-            return False
-        b, i = np.nonzero(place)
-        a = actions[b, i]
-        r, is_ask, price = self._lut_resource[a], self._lut_ask[a], self._lut_price[a]
-        slot = np.argmin(s.order_kind[b, r, i], axis=-1)  # first free slot (NO_ORDER is 0)
-        s.order_kind[b, r, i, slot] = BID + is_ask
-        s.order_price[b, r, i, slot] = price
-        s.order_created[b, r, i, slot] = s.timestep
-        s.agent[b, i] += self._lut_delta[a]
-        s.my_orders[b, i, r, is_ask, price] += 1.0
-        return True
-
-    def _crossing_books(self, s: GTBState) -> list[tuple[int, int]]:
-        """Books (world, resource) whose highest bid is at or above their lowest ask (owners ignored)."""
-        book = s.my_orders.sum(1)  # (B, R, 2, P)
-        bid_any, ask_any = book[..., 0, :], book[..., 1, :]
-        top_bid = np.where(bid_any > 0, self.prices, -1).max(-1)
-        low_ask = np.where(ask_any > 0, self.prices, self.cfg.n_prices).min(-1)
-        return [(int(b), int(r)) for b, r in zip(*np.nonzero(top_bid >= low_ask))]
-
-    def _match_book(self, s: GTBState, b: int, r: int) -> None:
-        kind, price, created = s.order_kind[b, r].tolist(), s.order_price[b, r].tolist(), s.order_created[b, r].tolist()
-        bids: list[tuple[int, int, int, int]] = []
-        asks: list[tuple[int, int, int, int]] = []
-        for i, row in enumerate(kind):
-            for k, kd in enumerate(row):
-                if kd != NO_ORDER:
-                    (bids if kd == BID else asks).append((price[i][k], created[i][k], i, k))
-        bids.sort(key=lambda e: (-e[0], e[1], e[2]))  # highest price, oldest, lowest index
-        asks.sort(key=lambda e: (e[0], e[1], e[2]))  # lowest price, oldest, lowest index
-        ruled_out: set[int] = set()
-        while True:
-            bid = next((e for e in bids if e[2] not in ruled_out), None)
-            if bid is None:
-                return
-            ask = next((e for e in asks if e[2] != bid[2]), None)
-            if ask is None or bid[0] < ask[0]:
-                ruled_out.add(bid[2])
-                continue
-            bids.remove(bid)
-            asks.remove(ask)
-            self._settle(s, b, r, bid, ask)
-
-    def _settle(self, s: GTBState, b: int, r: int, bid: tuple[int, ...], ask: tuple[int, ...]) -> None:
-        bid_price, bid_created, buyer, bid_slot = bid
-        ask_price, ask_created, seller, ask_slot = ask
-        # The earlier order sets the price; a bid placed no earlier than the ask pays the ask price.
-        paid = ask_price if bid_created >= ask_created else bid_price
-        row_b, row_s = s.agent[b, buyer], s.agent[b, seller]
-        row_s[4 + r] -= 1.0
-        row_b[1 + r] += 1.0
-        row_b[3] -= bid_price
-        row_b[0] += bid_price - paid
-        row_s[0] += paid
-        s.price_history[b, r, paid] += 1.0
-        s.order_kind[b, r, buyer, bid_slot] = NO_ORDER
-        s.order_kind[b, r, seller, ask_slot] = NO_ORDER
-        s.my_orders[b, buyer, r, 0, bid_price] -= 1.0
-        s.my_orders[b, seller, r, 1, ask_price] -= 1.0
-
-    def _expire(self, s: GTBState) -> None:
-        cutoff = s.timestep - self.cfg.order_duration
-        if cutoff < 1:
-            return
-        expired = (s.order_created <= cutoff) & (s.order_kind != NO_ORDER)
-        if not expired.any():
-            return
-        b, r, i, k = np.nonzero(expired)
-        price = s.order_price[b, r, i, k]
-        is_ask = (s.order_kind[b, r, i, k] == ASK).astype(np.int64)
-        bid = 1 - is_ask
-        np.add.at(s.agent[..., 0], (b, i), bid * price)
-        np.add.at(s.agent[..., 3], (b, i), -bid * price)
-        np.add.at(s.agent, (b, i, 1 + r), is_ask)
-        np.add.at(s.agent, (b, i, 4 + r), -is_ask)
-        np.add.at(s.my_orders, (b, i, r, is_ask, price), -1.0)
-        s.order_kind[b, r, i, k] = NO_ORDER
+        kernels.market_step(actions, valid, s.order_kind, s.order_price, s.order_created, s.agent, s.my_orders,
+                            s.price_history, s.timestep, self.cfg.price_history_decay, self.cfg.order_duration,
+                            self._is_market, self._lut_resource, self._lut_ask, self._lut_price, self._lut_delta)
 
     def market_rate(self, s: GTBState) -> NDArray[np.float64]:
         """(B, R) mean trade price under the decayed price history (0 before any trade)."""
@@ -353,61 +253,20 @@ class Gather:
     Agents are processed in a random order (drawn per step): a move to an in-bounds tile that is not water,
     not another agent's house and not occupied *at that moment* succeeds and costs ``move_labour``. Afterwards
     every agent collects any resource on its tile (+1 unit, ``collect_labour``), moved or not. Collection after
-    all moves equals Foundation's per-agent collection because no two agents share a tile.
+    all moves equals Foundation's per-agent collection because no two agents share a tile. The mechanics are
+    :func:`incentive_envs.gtb.kernels.gather_step`; the move mask (:func:`incentive_envs.gtb.kernels.observe`)
+    allows a move to an in-bounds, non-water tile without another agent or another agent's house.
     """
 
     def __init__(self, config: GTBConfig, layout: MapLayout) -> None:
         self.cfg = config
         self.water = layout.water
-        self._water = layout.water.tolist()
-        self.h, self.w = layout.shape
-        self._agent_ids = np.arange(config.n_agents, dtype=np.uint8)[None, :, None]
 
     def step(self, s: GTBState, actions: NDArray[np.int64], order: NDArray[np.int64], move_start: int) -> None:
         """Apply moves (``order`` is each world's (B, N) processing order this step), then collect."""
-        direction = actions - move_start
-        moving = (direction >= 0) & (direction < 4)
-        if moving.any():
-            for b in np.flatnonzero(moving.any(1)).tolist():
-                self._move_world(s, b, direction[b].tolist(), moving[b].tolist(), order[b].tolist())
-        self._collect(s)
+        kernels.gather_step(actions, order, move_start, s.occupant, s.owner, s.pos, s.agent, s.resource, self.water,
+                            self.cfg.move_labour, self.cfg.collect_labour)
 
-    def _move_world(self, s: GTBState, b: int, direction: list[int], moving: list[bool], order: list[int]) -> None:
-        """Sequential moves of one world: an agent's move sees the moves of the agents before it."""
-        occupant, owner, pos, agent = s.occupant[b], s.owner[b], s.pos[b], s.agent[b]
-        for i in order:
-            if not moving[i]:
-                continue
-            r0, c0 = int(pos[i, 0]), int(pos[i, 1])
-            r1, c1 = r0 + _DR_LIST[direction[i]], c0 + _DC_LIST[direction[i]]
-            if not (0 <= r1 < self.h and 0 <= c1 < self.w) or self._water[r1][c1] or occupant[r1, c1] >= 0:
-                continue
-            house = owner[r1, c1]
-            if house >= 0 and house != i:
-                continue
-            occupant[r0, c0] = -1
-            occupant[r1, c1] = i
-            pos[i, 0], pos[i, 1] = r1, c1
-            agent[i, 6] += self.cfg.move_labour
-
-    def _collect(self, s: GTBState) -> None:
-        b = np.arange(s.pos.shape[0])[:, None]
-        r, c = s.pos[..., 0], s.pos[..., 1]
-        here = s.resource[b, :, r, c]  # (B, N, R)
-        if not here.any():
-            return
-        s.agent[..., 1:3] += here
-        s.agent[..., 6] += self.cfg.collect_labour * here.sum(-1)
-        s.resource[b, :, r, c] = 0
-
-    def move_mask(self, s: GTBState, codes: NDArray[np.uint8]) -> NDArray[np.bool_]:
-        """(B, N, 4) whether each move targets an in-bounds, accessible, currently unoccupied tile.
-
-        ``codes`` is the (B, H + 2, W + 2) tile-code map padded by one blocked tile, with occupied tiles blocked.
-        """
-        b = np.arange(codes.shape[0])[:, None, None]
-        target = codes[b, s.pos[..., 0, None] + (_DR + 1), s.pos[..., 1, None] + (_DC + 1)]  # (B, N, 4)
-        return (target == FREE_TILE) | (target == self._agent_ids)
 
 class PeriodicBracketTax:
     """Foundation's periodic bracket tax with lump-sum redistribution (method.md §3.3.2, §3.3.10).

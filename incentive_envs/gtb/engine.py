@@ -27,7 +27,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
 import numpy as np
 from gymnasium import error
@@ -37,8 +37,6 @@ from numpy.typing import ArrayLike, NDArray
 from incentive_envs.economics import check_rates, equality, productivity
 from incentive_envs.gtb.components import (
     BID,
-    BLOCKED_TILE,
-    FREE_TILE,
     NO_ORDER,
     RESOURCES,
     STONE,
@@ -53,7 +51,17 @@ from incentive_envs.gtb.components import (
 )
 from incentive_envs.gtb.config import GTBConfig
 from incentive_envs.gtb.layout import DEFAULT_LAYOUT, MapLayout, load_layout
-from incentive_envs.gtb.rewards import agent_reward, utility
+from incentive_envs.gtb.observation import (
+    _BASE_PAYMENT,
+    SPATIAL_CHANNELS,
+    STATE_MAP_CHANNELS,
+    GTBObservation,
+    Observer,
+    _agent_state_names,
+    flat_feature_names,
+    state_feature_names,
+)
+from incentive_envs.gtb.rewards import utility
 
 __all__ = [
     "SPATIAL_CHANNELS",
@@ -66,81 +74,6 @@ __all__ = [
     "orders_summary",
     "state_feature_names",
 ]
-
-SPATIAL_CHANNELS: Final = (
-    "stone",  # 1 where a stone unit lies
-    "wood",  # 1 where a wood unit lies
-    "stone_source",  # 1 on stone source tiles
-    "wood_source",  # 1 on wood source tiles
-    "water",  # 1 on water
-    "house",  # 1 on houses
-    "inside",  # 1 inside the world, 0 on the padding beyond its edge
-    "house_owner",  # 1 own house, k + 2 house of agent k, 0 none
-    "agent",  # 1 self, k + 2 agent k, 0 none
-)
-"""Channels of the egocentric spatial observation ``(9, 2r+1, 2r+1)``, channels first (Foundation's 7 map +
-2 index channels)."""
-
-STATE_MAP_CHANNELS: Final = ("stone", "wood", "stone_source", "wood_source", "water", "house", "house_owner",
-                             "agent")
-"""Channels of the designer's full map ``(8, H, W)``; ``house_owner``/``agent`` hold k + 2 for agent k, else 0."""
-
-_BIG: Final = 1e9  # finite stand-in for "unbounded" in observation spaces (checkers warn on inf)
-_BASE_PAYMENT: Final = 10.0  # Foundation's base build payment; build payments are observed relative to it
-
-
-def flat_feature_names(config: GTBConfig) -> list[str]:
-    """Name of every slot of an agent's flat observation vector, in order (see the env docstring)."""
-    n, p = config.n_agents, config.n_prices
-    names = ["inventory_coin", "inventory_stone", "inventory_wood", "escrow_coin", "escrow_stone", "escrow_wood",
-             "labour", "loc_row", "loc_col", "time", "build_payment"]
-    for res in RESOURCES:
-        names.append(f"{res}_market_rate")
-        for block in ("price_history", "available_asks", "available_bids", "my_asks", "my_bids"):
-            names += [f"{res}_{block}_{q}" for q in range(p)]
-    names += ["tax_is_tax_day", "tax_is_first_day", "tax_phase"]
-    names += [f"tax_last_income_sorted_{j}" for j in range(n)]
-    names += [f"tax_rate_{b}" for b in range(config.n_brackets)]
-    names.append("tax_marginal_rate")
-    return names
-
-
-def _agent_state_names() -> list[str]:
-    return ["inventory_coin", "inventory_stone", "inventory_wood", "escrow_coin", "escrow_stone", "escrow_wood",
-            "labour", "loc_row", "loc_col", "build_payment", "last_income", "last_marginal_rate",
-            "marginal_rate"]
-
-
-def state_feature_names(config: GTBConfig) -> list[str]:
-    """Names of the designer state's non-map slots: global features, then each agent's block."""
-    n, p = config.n_agents, config.n_prices
-    names = ["time", "tax_is_tax_day", "tax_is_first_day", "tax_phase"]
-    names += [f"tax_last_income_sorted_{j}" for j in range(n)]
-    names += [f"tax_rate_{b}" for b in range(config.n_brackets)]
-    for res in RESOURCES:
-        names.append(f"{res}_market_rate")
-        for block in ("price_history", "asks", "bids"):
-            names += [f"{res}_{block}_{q}" for q in range(p)]
-    for i in range(n):
-        names += [f"agent_{i}_{f}" for f in _agent_state_names()]
-    return names
-
-
-@dataclasses.dataclass(frozen=True)
-class GTBObservation:
-    """Per-agent observations of B worlds: ``spatial`` (B, N, 9, V, V), ``flat`` (B, N, F), ``action_mask``
-    (B, N, 50) int8 (1 = allowed; no-op is always allowed)."""
-
-    spatial: NDArray[np.float32]
-    flat: NDArray[np.float32]
-    action_mask: NDArray[np.int8]
-
-    def packed(self) -> NDArray[np.float32]:
-        """(B, N, D) one vector per agent: spatial (flattened, channels first), flat, then the mask."""
-        b, n = self.flat.shape[:2]
-        return np.concatenate(
-            [self.spatial.reshape(b, n, -1), self.flat, self.action_mask.astype(np.float32)], axis=-1
-        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -221,45 +154,25 @@ class BatchedGTB:
         self.initial_tax_rates = (
             np.zeros(n_br) if initial_tax_rates is None else check_rates(initial_tax_rates, n_br)
         )
-        self.build = Build(self.config, self.layout)
+        self.build = Build(self.config)
         self.market = ContinuousDoubleAuction(self.config, self.n_agents)
         self.gather = Gather(self.config, self.layout)
         self.tax = PeriodicBracketTax(self.config)
         sources = np.stack([self.layout.stone, self.layout.wood])  # (R, H, W)
         self._source_index = np.flatnonzero(sources)
         self._sources = sources.astype(np.int8)
-        self._init_world_tensor()
-        h, w = self.layout.shape
-        self._static_codes = np.where(self.layout.water, BLOCKED_TILE, FREE_TILE).astype(np.uint8)
-        self._codes = np.full((self.n_envs, h + 2, w + 2), BLOCKED_TILE, dtype=np.uint8)
+        self.observer = Observer(self.config, self.layout, self.n_envs)
         self._barange = np.arange(self.n_envs)[:, None]
         self._narange = np.arange(self.n_agents)[None, :]
         self._mask = np.zeros((self.n_envs, self.n_agents, self.actions.n), dtype=np.int8)
-        self.flat_names = flat_feature_names(self.config)
-        self._inv_shape = 1.0 / np.array(self.layout.shape, dtype=np.float64)
-        self.state_names = state_feature_names(self.config)
+        self.flat_names = self.observer.flat_names
+        self.state_names = self.observer.state_names
         self.rngs = [seeding.np_random(None)[0] for _ in range(self.n_envs)]
         self.s: GTBState | None = None
         self._utility = np.zeros((self.n_envs, self.n_agents))
         self._order = np.zeros((0, self.n_envs, self.n_agents), dtype=np.int64)
         self._regrow = np.zeros((0, self.n_envs, self._source_index.size), dtype=bool)
         self._episode_length = self.config.episode_length
-
-    # ------------------------------------------------------------------ construction helpers
-    def _init_world_tensor(self) -> None:
-        """Padded (B, 9, H + 2v, W + 2v) map for the egocentric crops; static channels are filled once."""
-        v = self.config.view_radius
-        h, w = self.layout.shape
-        self._world = np.zeros((self.n_envs, len(SPATIAL_CHANNELS), h + 2 * v, w + 2 * v), dtype=np.float32)
-        self._interior = self._world[:, :, v : v + h, v : v + w]
-        self._interior[:, 2] = self.layout.stone
-        self._interior[:, 3] = self.layout.wood
-        self._interior[:, 4] = self.layout.water
-        self._interior[:, 6] = 1.0
-        # (B, 9, H, W, V, V) read-only windows into the padded map: window [r, c] is centred on tile (r, c).
-        self._windows = np.lib.stride_tricks.sliding_window_view(self._world, (2 * v + 1, 2 * v + 1), axis=(2, 3))
-        self._ego_code = (np.arange(self.n_agents) + 2).astype(np.float32)[None, :, None, None, None]
-        self._index_code = np.append(np.arange(self.n_agents) + 2, 0).astype(np.float32)  # [-1] -> 0
 
     # ------------------------------------------------------------------ public API
     @property
@@ -399,8 +312,8 @@ class BatchedGTB:
         if s.tax_enacted:
             self._income_obs = np.sort(s.last_income, axis=-1) / self.config.tax_period
         regenerate(s, self._source_index, self._regrow[t])
-        reward = agent_reward(s.total_coin, s.labour, self._utility, self.config)
-        self._utility = self._utilities()
+        before, self._utility = self._utility, self._utilities()
+        reward = self._utility - before  # agent_reward(coin, labour, before): the change of utility
         return self._result(reward, done=s.timestep >= self._order.shape[0])
 
     def observe(self) -> GTBObservation:
@@ -410,7 +323,7 @@ class BatchedGTB:
         :attr:`s` by hand (tests do) so that the next step sees the edits.
         """
         s = self._require_state()
-        return GTBObservation(self._spatial(s), self._flat(s), self._masks(s))
+        return self._observe(s)
 
     def state(self) -> NDArray[np.float32]:
         """(B, S) designer state: the full map (8, H, W) flattened, then global, then per-agent features.
@@ -421,8 +334,7 @@ class BatchedGTB:
         s = self._require_state()
         cfg = self.config
         b, n = self.n_envs, self.n_agents
-        self._refresh_world(s)
-        full = self._interior[:, [0, 1, 2, 3, 4, 5, 7, 8]].reshape(b, -1)
+        full = self.observer.full_map(s).reshape(b, -1)
         rate = self.market.market_rate(s)
         market = np.concatenate(
             [rate[..., None], s.price_history * cfg.obs_scale, s.my_asks.sum(1), s.my_bids.sum(1)], axis=-1
@@ -443,37 +355,11 @@ class BatchedGTB:
 
     def state_bounds(self) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
         """Finite ``(low, high)`` bounds of one world's :meth:`state` vector."""
-        h, w = self.layout.shape
-        map_high = np.ones((len(STATE_MAP_CHANNELS), h, w), dtype=np.float32)
-        map_high[-2:] = self.n_agents + 1
-        low = np.zeros(len(self.state_names), dtype=np.float32)
-        high = np.full(len(self.state_names), _BIG, dtype=np.float32)
-        for j, name in enumerate(self.state_names):
-            if "last_income" in name:
-                low[j] = -_BIG
-            elif name in ("time", "tax_is_tax_day", "tax_is_first_day", "tax_phase") or "rate_" in name or (
-                name.endswith("marginal_rate") or name.endswith(("loc_row", "loc_col"))
-            ):
-                high[j] = 1.0
-        return (
-            np.concatenate([np.zeros(map_high.size, dtype=np.float32), low]),
-            np.concatenate([map_high.reshape(-1), high]),
-        )
+        return self.observer.state_bounds()
 
     def flat_bounds(self) -> tuple[NDArray[np.float32], NDArray[np.float32]]:
         """Finite ``(low, high)`` bounds of one agent's flat observation vector."""
-        low = np.zeros(len(self.flat_names), dtype=np.float32)
-        high = np.full(len(self.flat_names), _BIG, dtype=np.float32)
-        for j, name in enumerate(self.flat_names):
-            if name.startswith("tax_last_income"):
-                low[j] = -_BIG
-            elif name.startswith(("tax_is", "tax_phase", "tax_rate", "tax_marginal")) or name in (
-                "loc_row", "loc_col", "time"
-            ):
-                high[j] = 1.0
-            elif "market_rate" in name:
-                high[j] = float(self.config.max_price)
-        return low, high
+        return self.observer.flat_bounds()
 
     def render_text(self, env_index: int = 0) -> str:
         """ASCII picture of one world: agents as digits, ``h`` houses, ``W``/``S`` resources, ``w``/``s``
@@ -537,75 +423,26 @@ class BatchedGTB:
     def _current_marginal_rate(self, s: GTBState) -> NDArray[np.float64]:
         return self.tax.marginal_rate(s, s.total_coin - s.last_coin)
 
+    def _head(self, s: GTBState) -> NDArray[np.float64]:
+        """(4,) time / T, is-tax-day, is-first-day, cycle position / period."""
+        pos, period = s.tax_cycle_pos, self.config.tax_period
+        return np.array([s.timestep / self._order.shape[0], float(pos >= period), float(pos == 1), pos / period])
+
     def _time_and_tax(self, s: GTBState) -> NDArray[np.float64]:
         """(B, 4 + N + n_brackets): time, tax-day flags, phase, sorted last incomes, rates in force."""
-        cfg = self.config
-        pos = s.tax_cycle_pos
-        head = np.array([s.timestep / self._order.shape[0], float(pos >= cfg.tax_period), float(pos == 1),
-                         pos / cfg.tax_period])
-        return np.concatenate([np.broadcast_to(head, (self.n_envs, 4)), self._income_obs, s.rates], axis=-1)
+        head = np.broadcast_to(self._head(s), (self.n_envs, 4))
+        return np.concatenate([head, self._income_obs, s.rates], axis=-1)
 
-    def _refresh_world(self, s: GTBState) -> None:
-        inner = self._interior
-        inner[:, 0:2] = s.resource
-        inner[:, 5] = s.owner >= 0
-        inner[:, 7] = self._index_code[s.owner]  # agent k -> k + 2, -1 (none) -> 0
-        inner[:, 8] = self._index_code[s.occupant]
-
-    def _spatial(self, s: GTBState) -> NDArray[np.float32]:
-        self._refresh_world(s)
-        crops = self._windows[self._barange, :, s.pos[..., 0], s.pos[..., 1]]  # (B, N, 9, V, V), a copy
-        ego = crops[:, :, 7:9]
-        ego[ego == self._ego_code] = 1.0  # the observer itself: k + 2 -> 1
-        return crops
-
-    def _flat(self, s: GTBState) -> NDArray[np.float32]:
-        cfg = self.config
-        b, n, p, n_res = self.n_envs, self.n_agents, cfg.n_prices, len(RESOURCES)
-        out = np.empty((b, n, len(self.flat_names)), dtype=np.float32)
-        out[..., 0:7] = s.agent * cfg.obs_scale
-        out[..., 7:9] = s.pos * self._inv_shape
-        out[..., 9] = s.timestep / self._order.shape[0]
-        out[..., 10] = self._payment_obs
-        market = out[..., 11 : 11 + n_res * (1 + 5 * p)].reshape(b, n, n_res, 1 + 5 * p)
-        market[..., 0] = self.market.market_rate(s)[:, None, :]
-        market[..., 1 : 1 + p] = (s.price_history * cfg.obs_scale)[:, None]
-        mine = s.my_orders[..., ::-1, :]  # (B, N, R, 2, P) asks first, then bids
-        market[..., 1 + p : 1 + 3 * p].reshape(b, n, n_res, 2, p)[:] = mine.sum(1, keepdims=True) - mine
-        market[..., 1 + 3 * p :].reshape(b, n, n_res, 2, p)[:] = mine
-        tax = out[..., 11 + n_res * (1 + 5 * p) :]
-        pos = s.tax_cycle_pos
-        tax[..., 0:3] = (float(pos >= cfg.tax_period), float(pos == 1), pos / cfg.tax_period)
-        tax[..., 3 : 3 + n] = self._income_obs[:, None]
-        tax[..., 3 + n : -1] = s.rates[:, None]
-        tax[..., -1] = self._current_marginal_rate(s)
-        return out
-
-    def _masks(self, s: GTBState) -> NDArray[np.int8]:
-        cfg = self.config
-        p = cfg.n_prices
-        b, n = self.n_envs, self.n_agents
-        mask = np.empty((b, n, self.actions.n), dtype=np.int8)
-        mask[..., 0] = 1
-        # Tile codes: FREE_TILE, a house owner's index, or BLOCKED_TILE (water, edge); then agents block theirs.
-        np.minimum(s.owner.view(np.uint8), self._static_codes, out=self._codes[:, 1:-1, 1:-1])
-        r1, c1 = s.pos[..., 0] + 1, s.pos[..., 1] + 1
-        own_tile = self._codes[self._barange, r1, c1]
-        self._codes[self._barange, r1, c1] = BLOCKED_TILE
-        has_goods = s.agent[..., 1:3] >= 1  # (B, N, R)
-        mask[..., 1] = self.build.can_build(s, own_tile, has_goods)
-        room = np.count_nonzero(s.order_kind, axis=-1).transpose(0, 2, 1) < cfg.max_orders  # (B, N, R)
-        trade = mask[..., 2 : self.actions.move_start].reshape(b, n, len(RESOURCES), 2, p)
-        trade[..., 0, :] = (self.market.prices <= s.agent[..., 0, None])[:, :, None] & room[..., None]
-        trade[..., 1, :] = (room & has_goods)[..., None]
-        mask[..., self.actions.move_start :] = self.gather.move_mask(s, self._codes)
-        self._mask = mask.copy()  # the rules read this; the caller may modify the returned array
-        return mask
+    def _observe(self, s: GTBState) -> GTBObservation:
+        """Observations and masks of state ``s``; keeps a copy of the masks, which the rules read."""
+        obs = self.observer.observe(s, self._head(s), self.market.market_rate(s), self._payment_obs, self._income_obs)
+        self._mask = obs.action_mask.copy()  # the caller may modify the returned array
+        return obs
 
     def _result(self, reward: NDArray[np.float64], done: bool) -> GTBStep:
         s = self._require_state()
         total = s.total_coin
-        obs = GTBObservation(self._spatial(s), self._flat(s), self._masks(s))
+        obs = self._observe(s)
         return GTBStep(
             obs=obs,
             reward=reward,

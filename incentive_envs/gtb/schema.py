@@ -35,14 +35,14 @@ import numpy as np
 
 from incentive_envs.gtb.components import ActionLayout
 from incentive_envs.gtb.config import GTBConfig
-from incentive_envs.gtb.engine import (
+from incentive_envs.gtb.layout import DEFAULT_LAYOUT, MapLayout, load_layout
+from incentive_envs.gtb.observation import (
     _BASE_PAYMENT,
     SPATIAL_CHANNELS,
     STATE_MAP_CHANNELS,
     flat_feature_names,
     state_feature_names,
 )
-from incentive_envs.gtb.layout import DEFAULT_LAYOUT, MapLayout, load_layout
 from incentive_envs.gtb.rewards import agent_reward, period_tax, utility
 
 __all__ = ["STEP_INFO_KEYS", "GTBSchema", "agent_reward", "period_tax", "utility"]
