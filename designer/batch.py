@@ -6,11 +6,13 @@ needs to recompute its loss from logged data is here, so the differentiable inne
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, fields, replace
 from functools import lru_cache
 
 import torch
 from torch import Tensor
+from torch.export import register_dataclass
 
 __all__ = ["Batch", "discount_matrix", "discounted_returns", "gae"]
 
@@ -76,6 +78,13 @@ class Batch:
 
     def with_(self, **changes: Tensor) -> Batch:
         return replace(self, **changes)
+
+    def map(self, fn: Callable[[Tensor], Tensor]) -> Batch:
+        """``fn`` applied to every tensor field (``action_mask`` stays None when it is)."""
+        return Batch.from_dict({k: None if v is None else fn(v) for k, v in self.to_dict().items()})
+
+
+register_dataclass(Batch)  # a pytree: ``torch.func.vmap`` maps over a Batch of stacked runs (designer.stacked)
 
 
 @lru_cache(maxsize=64)

@@ -75,6 +75,26 @@ def copy_generators(env: BatchedParallelEnv) -> list[np.random.Generator | None]
                       "checkpoint could not resume it bit-exactly")
 
 
+def _sample(logits: torch.Tensor, epsilon: float, mask: torch.Tensor | None,
+            generator: torch.Generator | Sequence[torch.Generator], live: NDArray[np.bool_]
+            ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Actions and log-probabilities for all copies; per group of copies with one generator per group (groups
+    whose copies are all over draw nothing and get zeros)."""
+    if isinstance(generator, torch.Generator):
+        return sample_actions(logits, epsilon, mask, generator)
+    n_groups = len(generator)
+    if n_groups < 1 or logits.shape[0] % n_groups:
+        raise ValueError(f"{logits.shape[0]} copies do not split into {n_groups} equal groups of stacked runs")
+    size = logits.shape[0] // n_groups
+    actions = torch.zeros(logits.shape[:-1], dtype=torch.long)
+    logp = torch.zeros(logits.shape[:-1], dtype=logits.dtype)
+    for g, gen in enumerate(generator):
+        rows = slice(g * size, (g + 1) * size)
+        if live[rows].any():
+            actions[rows], logp[rows] = sample_actions(logits[rows], epsilon, None if mask is None else mask[rows], gen)
+    return actions, logp
+
+
 def _rows(mask: NDArray[np.bool_], like: NDArray[Any]) -> NDArray[np.bool_]:
     """``mask`` ``[B]`` or ``[B, N]`` shaped to broadcast against ``like`` ``[B, ...]``."""
     return mask.reshape(*mask.shape, *([1] * (like.ndim - mask.ndim)))
@@ -122,11 +142,16 @@ class BatchedRolloutWorker:
     def close(self) -> None:
         self.env.close()
 
-    def collect(self, policy: Policy, epsilon: float, generator: torch.Generator) -> tuple[Batch, list[EpisodeStats]]:
+    def collect(self, policy: Policy, epsilon: float,
+                generator: torch.Generator | Sequence[torch.Generator]) -> tuple[Batch, list[EpisodeStats]]:
         """Run one episode in every copy with ``policy`` (logits from ``[B, N, *obs]``) and return the batch.
 
         A copy whose episode is over keeps its last observations as policy input (its sampled actions are
         recorded, as the sequential worker records them, and ignored by the env) and zeros elsewhere.
+
+        With G generators (stacked runs, :mod:`designer.stacked`) the copies are G equal consecutive groups, one
+        per run: group g samples from generator g, and only while one of its copies still plays, so each run
+        draws exactly the random numbers it draws alone.
         """
         env, task, inner = self.env, self.task, self.env.env
         raw, infos = env.reset()
@@ -140,7 +165,7 @@ class BatchedRolloutWorker:
             obs = task.batched_obs(raw)
             mask_t = None if masks is None else torch.as_tensor(masks)
             with torch.no_grad():
-                actions, logp = sample_actions(policy(torch.as_tensor(obs)), epsilon, mask_t, generator)
+                actions, logp = _sample(policy(torch.as_tensor(obs)), epsilon, mask_t, generator, live)
             new_raw, _rewards, terms, _truncs, infos = env.step(actions.numpy())
             ctx = env.last_context
             if ctx is None:  # pragma: no cover - the wrapper always sets it after a step

@@ -212,6 +212,11 @@ class AgentLearner:
     def epsilon(self) -> float:
         return self.config.epsilon(self.iteration)
 
+    @property
+    def per_run(self) -> AgentLearner:
+        """The learner that evaluates one run's computations: itself (stacked runs: see designer.stacked)."""
+        return self
+
     # ------------------------------------------------------------------ losses
     def values(self, batch: Batch) -> tuple[Tensor, Tensor]:
         """Critic values ``V(o)`` (main network) and ``V(o')`` (target network) as constants ``[B, T, N]``."""

@@ -19,6 +19,7 @@ from designer.batched_rollout import BatchedIncentivePolicy, CannotBatch
 from designer.config import DesignerConfig
 from designer.learners import AgentLearner, Params, detach_params, inner_update
 from designer.rollout import EpisodeStats, IncentiveInputs, IncentivePolicy
+from designer.stacked import CannotStack
 from designer.task import SlotRule, Task
 from wrappers import BatchedModuleIncentive, StepContext
 
@@ -33,7 +34,8 @@ __all__ = [
 ]
 
 Collect = Callable[[Params], tuple[Batch, list[EpisodeStats]]]
-Metrics = dict[str, float]
+Metrics = dict[str, "float | Tensor"]
+"""A designer's training metrics of one iteration: floats, or ``[S]`` tensors (one per run) for stacked runs."""
 
 
 def require_finite(
@@ -153,6 +155,28 @@ class Designer:
     def update(self, batch: Batch) -> Metrics:
         return {}
 
+    # ------------------------------------------------------------ stacked runs
+    @classmethod
+    def stack_runs(cls, designers: Sequence[Designer]) -> Designer:
+        """One designer for S runs trained as one program (:mod:`designer.stacked`). The base class stacks
+        designers that hold no learned state and update nothing (``none``, ``fixed``): run 0's stands for all.
+
+        Raises:
+            CannotStack: a designer of this kind has no stacked form (the message names it).
+        """
+        first = designers[0]
+        kind = type(first)
+        stateless = kind.iterate is Designer.iterate and kind.update is Designer.update and (
+            kind.state_dict is Designer.state_dict)
+        if not stateless or any(type(d) is not kind or d.config != first.config for d in designers):
+            raise CannotStack(f"designer {first.config.algorithm!r} ({kind.__name__}) does not train stacked runs")
+        return first
+
+    def unstack_into(self, designers: Sequence[Designer]) -> None:
+        """Write each run's state back into its own designer (stateless designers: the iteration count)."""
+        for d in designers:
+            d.iteration = self.iteration
+
     def state_dict(self) -> dict[str, Any]:
         return {"iteration": self.iteration}
 
@@ -169,19 +193,32 @@ def critic_step(learner: AgentLearner, batch: Batch, rewards: Tensor) -> tuple[T
 
 
 def apply_grads(
-    optimizer: torch.optim.Optimizer, params: list[nn.Parameter], grads: tuple[Tensor, ...], max_norm: float | None,
-    iteration: int,
-) -> float:
+    optimizer: torch.optim.Optimizer, params: list[Tensor], grads: tuple[Tensor, ...], max_norm: float | None,
+    iteration: int, stacked: bool = False,
+) -> float | Tensor:
     """Clip ``grads`` by global norm (when ``max_norm``), check them, and take one optimizer step.
 
-    Returns the pre-clip global norm. Raises ``FloatingPointError`` on a non-finite gradient, before any
-    parameter changes.
+    Returns the pre-clip global norm. With ``stacked`` the parameters carry a leading run axis
+    (:mod:`designer.stacked`): norms and clipping are per run and the norm is an ``[S]`` tensor. Raises
+    ``FloatingPointError`` on a non-finite gradient (naming the runs), before any parameter changes.
     """
-    require_finite("meta-gradient", list(grads), iteration)
-    norm = float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads])))
-    scale = 1.0 if max_norm is None else min(1.0, max_norm / (norm + 1e-12))
-    for p, g in zip(params, grads):
+    if not stacked:
+        require_finite("meta-gradient", list(grads), iteration)
+        norm = float(torch.linalg.vector_norm(torch.stack([torch.linalg.vector_norm(g) for g in grads])))
+        scales: list[float | Tensor] = [1.0 if max_norm is None else min(1.0, max_norm / (norm + 1e-12))] * len(grads)
+        result: float | Tensor = norm
+    else:
+        finite = torch.stack([torch.isfinite(g.reshape(g.shape[0], -1)).all(1) for g in grads]).all(0)
+        if not finite.all():
+            bad = torch.nonzero(~finite).flatten().tolist()
+            raise FloatingPointError(f"meta-gradient is not finite for stacked run(s) {bad} at iteration {iteration}")
+        per_run = torch.linalg.vector_norm(
+            torch.stack([torch.linalg.vector_norm(g.reshape(g.shape[0], -1), dim=1) for g in grads]), dim=0)
+        run_scale = torch.ones_like(per_run) if max_norm is None else (max_norm / (per_run + 1e-12)).clamp(max=1.0)
+        scales = [run_scale.reshape(-1, *([1] * (g.dim() - 1))) for g in grads]
+        result = per_run.detach()
+    for p, g, scale in zip(params, grads, scales):
         p.grad = g.detach() * scale
     optimizer.step()
     optimizer.zero_grad(set_to_none=True)
-    return norm
+    return result

@@ -8,6 +8,7 @@ update (:func:`designer.learners.inner_update`). ``metagrad`` is m1 (validation 
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -19,6 +20,14 @@ from designer.batched_rollout import BatchedIncentivePolicy
 from designer.config import DesignerConfig
 from designer.learners import AgentLearner, Params, action_log_probs, detach_params, inner_update
 from designer.registry import register_algorithm
+from designer.stacked import (
+    CannotStack,
+    RunAxis,
+    StackedModule,
+    stack_optimizer_states,
+    stack_tensors,
+    unstack_optimizer_state,
+)
 from designer.task import Task
 from wrappers import ModuleIncentive
 
@@ -28,10 +37,10 @@ __all__ = ["MetaGradDesigner"]
 class _Optimizers:
     """Adam over the incentive network, plus the separate cost optimizer the paper uses (method.md §2.1)."""
 
-    def __init__(self, net: nn.Module, config: DesignerConfig) -> None:
-        self.main = torch.optim.Adam(net.parameters(), lr=config.lr)
+    def __init__(self, params: list[Tensor], config: DesignerConfig) -> None:
+        self.main = torch.optim.Adam(params, lr=config.lr)
         self.cost = (
-            torch.optim.Adam(net.parameters(), lr=config.cost_lr)
+            torch.optim.Adam(params, lr=config.cost_lr)
             if config.cost != "none" and config.cost_weight is None
             else None
         )
@@ -43,7 +52,6 @@ class _Optimizers:
         self.main.load_state_dict(state["main"])
         if self.cost is not None:
             self.cost.load_state_dict(state["cost"])
-
 
 
 @register_algorithm("metagrad", "metagrad_m2",
@@ -74,10 +82,75 @@ class MetaGradDesigner(Designer):
                 self.critic_target = task.state_critic(config)
                 self.critic_target.load_state_dict(self.critic.state_dict())
                 self.critic_target.requires_grad_(False)
-        self.optim = _Optimizers(self.net, config)
+        self._params: list[Tensor] = list(self.net.parameters())
+        self.optim = _Optimizers(self._params, config)
         self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=config.critic_lr) if self.critic else None
         self._incentive = self._make_incentive()
-        self._params = list(self.net.parameters())
+        self.runs = RunAxis()
+        self._stacked: Params = {}  # the stacked runs' parameters (stack_runs), keyed as the network's
+
+    # ------------------------------------------------------------ stacked runs
+    @classmethod
+    def stack_runs(cls, designers: Sequence[Designer]) -> MetaGradDesigner:
+        """One designer training S runs' incentive networks as one program (:mod:`designer.stacked`): their
+        parameters and both optimizers' moments stacked on a leading run axis.
+
+        Raises:
+            CannotStack: the designers are not all plain MetaGrad designers of one configuration and iteration,
+                or use the designer critic (not stacked yet).
+        """
+        runs: list[MetaGradDesigner] = []
+        for s, d in enumerate(designers):
+            if type(d) is not MetaGradDesigner or not isinstance(d, MetaGradDesigner):
+                raise CannotStack(f"run {s}'s designer is a {type(d).__name__}: only MetaGradDesigner stacks")
+            if d.config != designers[0].config or d.iteration != designers[0].iteration:
+                raise CannotStack(f"run {s}'s designer differs from run 0's (configuration or iteration)")
+            runs.append(d)
+        first = runs[0]
+        if first.config.use_critic:
+            raise CannotStack("the designer critic (use_critic=True) does not stack yet")
+        out = cls.__new__(cls)
+        Designer.__init__(out, first.task, first.config)
+        out.iteration = first.iteration
+        out.critic = out.critic_target = None
+        out.critic_opt = None
+        stacked = {k: v.requires_grad_(True)
+                   for k, v in stack_tensors([dict(d.net.named_parameters()) for d in runs]).items()}
+        out.runs = RunAxis(len(runs))
+        out.net = StackedModule(first.net, lambda: stacked, len(runs))
+        out._stacked = stacked
+        out._params = list(stacked.values())
+        out.optim = _Optimizers(out._params, first.config)
+        out.optim.main.load_state_dict(stack_optimizer_states([d.optim.main.state_dict() for d in runs]))
+        if out.optim.cost is not None:
+            out.optim.cost.load_state_dict(stack_optimizer_states([d.optim.cost.state_dict() for d in runs
+                                                                   if d.optim.cost is not None]))
+        out._incentive = None
+        return out
+
+    def unstack_into(self, designers: Sequence[Designer]) -> None:
+        """Write each run's slice (network, optimizer moments, iteration) back into its own designer."""
+        main = self.optim.main.state_dict()
+        cost = self.optim.cost.state_dict() if self.optim.cost is not None else None
+        for s, d in enumerate(designers):
+            if not isinstance(d, MetaGradDesigner):
+                raise TypeError(f"run {s}'s designer is a {type(d).__name__}, not a MetaGradDesigner")
+            with torch.no_grad():
+                for k, p in d.net.named_parameters():
+                    p.copy_(self._stacked[k][s])
+            d.optim.main.load_state_dict(unstack_optimizer_state(main, s))
+            if d.optim.cost is not None and cost is not None:
+                d.optim.cost.load_state_dict(unstack_optimizer_state(cost, s))
+            d.iteration = self.iteration
+
+    def _per_run(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """``fn`` on one run, or vmapped over the stacked runs with each run's network parameters bound."""
+        if not self.runs.stacked:
+            return fn
+        net = self.net
+        if not isinstance(net, StackedModule):  # pragma: no cover - stack_runs installs it
+            raise TypeError("a stacked MetaGrad designer evaluates a StackedModule")
+        return self.runs.map(fn, bind=net.bind, params=self._stacked)
 
     def _make_net(self) -> nn.Module:
         """The designer's network (a subclass with another kind of output, such as tax rates, overrides it)."""
@@ -121,10 +194,11 @@ class MetaGradDesigner(Designer):
                 v = self.critic(batch.state)
                 v_next = self.critic_target(batch.next_state)
             w = gae(batch.designer_reward, v, v_next, batch.step_mask, cfg.gamma, cfg.gae_lambda, batch.terminated)
-        if cfg.normalize_weights:
-            valid = batch.step_mask > 0
-            mean = w[valid].mean()
-            std = w[valid].std().clamp_min(1e-8) if int(valid.sum()) > 1 else torch.ones(())
+        if cfg.normalize_weights:  # masked mean and unbiased std over the real steps (1 with a single step)
+            n = batch.step_mask.sum()
+            mean = (w * batch.step_mask).sum() / n.clamp_min(1.0)
+            var = (((w - mean) ** 2) * batch.step_mask).sum() / (n - 1).clamp_min(1.0)
+            std = torch.where(n > 1, var.sqrt().clamp_min(1e-8), torch.ones(()))
             w = (w - mean) / std * batch.step_mask
         return w.detach()
 
@@ -164,7 +238,7 @@ class MetaGradDesigner(Designer):
 
     def iterate(self, learner: AgentLearner, collect: Collect, batch: Batch) -> tuple[Batch, Metrics]:
         cfg = self.config
-        rewards, payments = self.agent_rewards(batch)
+        rewards, payments = self._per_run(self.agent_rewards)(batch)
         require_finite("recomputed rewards", {"rewards": rewards}, self.iteration)
         values = critic_step(learner, batch, rewards.detach())
         theta, opt = learner.params, learner.opt_state
@@ -178,10 +252,12 @@ class MetaGradDesigner(Designer):
         m1 = cfg.algorithm == "metagrad"
         validation, _ = collect(committed if m1 else theta)
         critic_loss = self._update_critic(batch)
-        outer = self.outer_loss(learner, theta_hat, validation)
-        cost = self.cost(batch, payments)
-        # both gradients at the same eta (the paper evaluates them in one session run), then both steps
-        grads = _grads(outer, self._params, retain_graph=cfg.cost != "none")
+        per_run = learner.per_run
+        outer = self._per_run(lambda th, v: self.outer_loss(per_run, th, v))(theta_hat, validation)
+        cost = self._per_run(self.cost)(batch, payments)
+        # both gradients at the same eta (the paper evaluates them in one session run), then both steps; stacked
+        # runs share no parameter, so the gradient of their sum is each run's own
+        grads = _grads(outer.sum(), self._params, retain_graph=cfg.cost != "none")
         if all(g is None for g in grads):
             raise RuntimeError(
                 "meta-gradient is None: the inner update must be out-of-place and keep the graph to the incentives"
@@ -190,15 +266,16 @@ class MetaGradDesigner(Designer):
         cost_grads = None
         if cfg.cost != "none":
             cost_grads = tuple(torch.zeros_like(p) if g is None else g
-                               for p, g in zip(self._params, _grads(cost, self._params)))
-        metrics: Metrics = {"outer_loss": float(outer.detach()), "cost": float(cost.detach())}
+                               for p, g in zip(self._params, _grads(cost.sum(), self._params)))
+        metrics: Metrics = {"outer_loss": _metric(outer), "cost": _metric(cost)}
         if cost_grads is not None and cfg.cost_weight is not None:
             outer_grads = tuple(g + cfg.cost_weight * c for g, c in zip(outer_grads, cost_grads))
+        stacked = self.runs.stacked
         metrics["meta_grad_norm"] = apply_grads(self.optim.main, self._params, outer_grads, cfg.max_grad_norm,
-                                                self.iteration)
+                                                self.iteration, stacked)
         if self.optim.cost is not None and cost_grads is not None:
             metrics["cost_grad_norm"] = apply_grads(self.optim.cost, self._params, cost_grads, cfg.max_grad_norm,
-                                                    self.iteration)
+                                                    self.iteration, stacked)
         metrics["designer_critic_loss"] = critic_loss
         learner.params, learner.opt_state = committed, real_opt
         learner.iteration += 1
@@ -230,7 +307,12 @@ class MetaGradDesigner(Designer):
             self.critic_opt.load_state_dict(state["critic_opt"])
 
 
-def _grads(loss: Tensor, params: list[nn.Parameter], retain_graph: bool = False) -> tuple[Tensor | None, ...]:
+def _metric(value: Tensor) -> float | Tensor:
+    """A scalar metric as a float; per-run values of stacked runs as a detached ``[S]`` tensor."""
+    return float(value.detach()) if value.dim() == 0 else value.detach()
+
+
+def _grads(loss: Tensor, params: list[Tensor], retain_graph: bool = False) -> tuple[Tensor | None, ...]:
     """``d loss / d params`` (None for parameters the loss does not reach)."""
     if not loss.requires_grad:
         return tuple(None for _ in params)

@@ -1,0 +1,208 @@
+"""Several independent runs (seeds) as one program: parameters stacked on a leading run axis.
+
+The paper's B = 1 schedules (Escape Room, the matrix games) cannot batch episodes without changing the algorithm,
+so the vectorized path runs S seeds together instead: every parameter, optimizer moment and batch gets a leading
+axis of size S, per-run computations go through ``torch.func.vmap`` and the per-run losses are **summed** before
+differentiating. The runs share no parameter, so the gradient of the sum with respect to run ``s``'s slice is run
+``s``'s own gradient, and the optimizers the library uses (SGD, Adam, the Adam replica of
+:func:`~designer.learners.inner_update`) act elementwise: each run takes exactly the step it takes alone, up to
+the float rounding of a batched matmul. Global-norm clipping is the one cross-element rule and is done per run
+(:func:`designer.algorithms.base.apply_grads`).
+
+This module holds the method side (:class:`StackedLearner`, :class:`RunAxis`, stacking helpers); the runner
+that drives S :class:`~designer.experiments.trainer.Trainer` objects as one lives in
+:mod:`designer.experiments.seed_stack`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call, vmap
+
+from designer.batch import Batch
+from designer.learners import AgentLearner, OptState, Params
+
+__all__ = [
+    "CannotStack",
+    "RunAxis",
+    "StackedLearner",
+    "StackedModule",
+    "stack_optimizer_states",
+    "stack_tensors",
+    "unstack_optimizer_state",
+]
+
+
+class CannotStack(ValueError):
+    """These runs cannot be trained as one stacked program (the message says why); train them one by one."""
+
+
+def stack_tensors(dicts: Sequence[Mapping[str, Tensor]]) -> dict[str, Tensor]:
+    """``{k: stack([d[k] for d in dicts])}`` (detached): one tensor per key with a leading run axis."""
+    keys = list(dicts[0])
+    for s, d in enumerate(dicts):
+        if list(d) != keys:
+            raise CannotStack(f"run {s} has parameters {list(d)}, run 0 has {keys}")
+    return {k: torch.stack([d[k].detach() for d in dicts]) for k in keys}
+
+
+def stack_optimizer_states(states: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """One ``torch.optim`` state dict for the stacked parameters from the runs' own (same step counts)."""
+    first = states[0]
+    out: dict[str, Any] = {"param_groups": first["param_groups"], "state": {}}
+    for idx, entry in first["state"].items():
+        merged: dict[str, Any] = {}
+        for key, value in entry.items():
+            values = [st["state"][idx][key] for st in states]
+            if key == "step":
+                if any(float(v) != float(value) for v in values):
+                    raise CannotStack(f"optimizer step counts differ between runs: {[float(v) for v in values]}")
+                merged[key] = value.clone() if isinstance(value, Tensor) else value
+            else:
+                merged[key] = torch.stack(values)
+        out["state"][idx] = merged
+    if any(len(st["state"]) != len(first["state"]) for st in states):
+        raise CannotStack("the runs' optimizers have taken different numbers of steps")
+    return out
+
+
+def unstack_optimizer_state(state: dict[str, Any], run: int) -> dict[str, Any]:
+    """Run ``run``'s slice of :func:`stack_optimizer_states` output (a state dict its own optimizer loads)."""
+    return {
+        "param_groups": state["param_groups"],
+        "state": {idx: {k: (v.clone() if k == "step" else v[run].clone()) if isinstance(v, Tensor) else v
+                        for k, v in entry.items()}
+                  for idx, entry in state["state"].items()},
+    }
+
+
+class RunAxis:
+    """How a designer applies its per-run computations: directly (one run) or vmapped over S stacked runs."""
+
+    def __init__(self, n_runs: int | None = None) -> None:
+        self.n_runs = n_runs
+
+    @property
+    def stacked(self) -> bool:
+        return self.n_runs is not None
+
+    def map(self, fn: Callable[..., Any], bind: Callable[[Any], None] | None = None,
+            params: Any = None) -> Callable[..., Any]:
+        """``fn`` itself for one run; else ``fn`` vmapped over dim 0 of every argument (and of ``params``, which
+        ``bind`` installs for the duration of each per-run call, e.g. a designer's network parameters)."""
+        if self.n_runs is None:
+            return fn
+        if bind is None:
+            return vmap(fn)
+
+        def one(p: Any, *args: Any) -> Any:
+            bind(p)
+            try:
+                return fn(*args)
+            finally:
+                bind(None)
+
+        return lambda *args: vmap(one)(params, *args)
+
+
+class StackedModule(nn.Module):
+    """``template`` evaluated with per-run parameters.
+
+    Outside :meth:`RunAxis.map` (``bound is None``) it maps inputs ``[S * B, ...]`` to outputs ``[S * B, ...]``,
+    rows ``s * B ... (s + 1) * B - 1`` through run ``s``'s parameters (the rollout's view: one batched env holds
+    every run's copies, run by run). Inside a per-run call the designer binds one run's parameters and it is
+    ``template`` with those.
+    """
+
+    def __init__(self, template: nn.Module, params: Callable[[], Params], n_runs: int) -> None:
+        super().__init__()
+        self.template = template
+        self._params = params
+        self.n_runs = n_runs
+        self.bound: Params | None = None
+
+    def bind(self, params: Params | None) -> None:
+        self.bound = params
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.bound is not None:
+            return functional_call(self.template, self.bound, (x,))
+        rows = x.reshape(self.n_runs, -1, *x.shape[1:])
+        out = vmap(lambda p, xs: functional_call(self.template, p, (xs,)))(self._params(), rows)
+        return out.reshape(-1, *out.shape[2:])
+
+
+class StackedLearner(AgentLearner):
+    """S runs' agent learners as one: the :class:`~designer.learners.AgentLearner` interface that the designers
+    and :func:`~designer.learners.inner_update` use, on parameters with a leading run axis (built from the runs'
+    learners, not from a configuration, so the base initialiser is not called).
+
+    ``loss`` is the sum over runs of each run's own loss (``AgentLearner.loss`` vmapped), so ``inner_update``'s
+    gradient and elementwise step are each run's own. REINFORCE learners only: a critic would need its own
+    stacked optimizer (not built yet), so actor-critic and PPO learners raise :class:`CannotStack`.
+
+    Args:
+        learners: the runs' learners (same configuration, same iteration count); ``learners[0]`` evaluates the
+            per-run computations (its own parameters are not used while stacked).
+    """
+
+    def __init__(self, learners: Sequence[AgentLearner]) -> None:
+        base = learners[0]
+        if base.critic is not None:
+            raise CannotStack(f"agent learners of kind {base.config.kind!r} have a critic, which the stacked path "
+                              "does not train yet (REINFORCE learners stack)")
+        for s, other in enumerate(learners):
+            if other.config != base.config or other.iteration != base.iteration:
+                raise CannotStack(f"run {s}'s agent learner differs from run 0's (configuration or iteration)")
+            if other.opt_state.step != base.opt_state.step:
+                raise CannotStack(f"run {s}'s agents took {other.opt_state.step} optimizer steps, run 0's "
+                                  f"{base.opt_state.step}")
+        self.base = base
+        self.config = base.config
+        self.n_agents = base.n_agents
+        self.n_runs = len(learners)
+        self.net = base.net
+        self.critic = self.critic_target = None
+        self.critic_opt = None
+        stacked = stack_tensors([lr.params for lr in learners])
+        self.params: Params = {k: v.requires_grad_(True) for k, v in stacked.items()}
+        moments = [lr.opt_state for lr in learners]
+        self.opt_state = OptState(
+            stack_tensors([m.exp_avg for m in moments]) if base.opt_state.exp_avg else {},
+            stack_tensors([m.exp_avg_sq for m in moments]) if base.opt_state.exp_avg_sq else {},
+            base.opt_state.step,
+        )
+
+    @property
+    def iteration(self) -> int:
+        return self.base.iteration
+
+    @iteration.setter
+    def iteration(self, value: int) -> None:
+        self.base.iteration = value
+
+    @property
+    def per_run(self) -> AgentLearner:
+        """The learner that evaluates one run's computations inside :meth:`RunAxis.map`."""
+        return self.base
+
+    def logits(self, params: Mapping[str, Tensor], obs: Tensor) -> Tensor:
+        """Logits ``[S, ..., N, A]`` of every run's agents on observations ``[S, ..., N, *obs_shape]``."""
+        return vmap(self.base.logits)(dict(params), obs)
+
+    def loss(self, params: Params, batch: Batch, rewards: Tensor, values: tuple[Tensor, Tensor] | None) -> Tensor:
+        """The sum over runs of each run's :meth:`AgentLearner.loss` (batch and rewards ``[S, B, T, N]``)."""
+        return vmap(lambda p, b, r: self.base.loss(p, b, r, None))(params, batch, rewards).sum()
+
+    def unstack_into(self, learners: Sequence[AgentLearner]) -> None:
+        """Write each run's slice back into its own learner (before an evaluation or a checkpoint)."""
+        for s, lr in enumerate(learners):
+            lr.params = {k: v[s].detach().clone().requires_grad_(True) for k, v in self.params.items()}
+            lr.opt_state = OptState({k: v[s].clone() for k, v in self.opt_state.exp_avg.items()},
+                                    {k: v[s].clone() for k, v in self.opt_state.exp_avg_sq.items()},
+                                    self.opt_state.step)
+            lr.iteration = self.iteration

@@ -1,0 +1,134 @@
+"""Seeds trained as one stacked program (designer.stacked, designer.experiments.seed_stack).
+
+Each stacked run must be the run it is alone (up to the float rounding of batched matmuls), independent of the
+runs it is stacked with, bit-identical run to run, and resume bit-exactly from its own checkpoint.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from designer.config import DesignerConfig, TrainConfig
+from designer.experiments.seed_stack import SeedStack, stack_batches, unstack_batch
+from designer.experiments.trainer import Trainer
+from designer.stacked import CannotStack
+
+ER31 = {"n_agents": 3, "min_at_lever": 1}
+
+
+def _trainer(seed: int, episodes: int = 60, out: Path | None = None, algorithm: str = "metagrad",
+             **designer: object) -> Trainer:
+    cfg = TrainConfig(task="escape_room", task_kwargs=ER31, episodes=episodes, seed=seed, progress=False,
+                      vectorized=True, eval_episodes=4, eval_period=20, checkpoint_period=20 if out else 0,
+                      out_dir=str(out) if out else None)
+    trainer = Trainer(cfg)
+    if algorithm != "metagrad" or designer:
+        base = trainer.task.designer
+        kwargs = {"algorithm": algorithm, **designer}
+        trainer = Trainer(cfg, designer=DesignerConfig(**{**base.__dict__, **kwargs}))
+    return trainer
+
+
+def _params(t: Trainer) -> list[torch.Tensor]:
+    out = [v.detach() for v in t.learner.params.values()]
+    net = getattr(t.designer, "net", None)
+    return out + ([p.detach() for p in net.parameters()] if net is not None else [])
+
+
+def _welfare(t: Trainer) -> list[float]:
+    return [h.welfare for h in t.progress.history]
+
+
+@pytest.mark.parametrize("designer", [
+    {},
+    {"algorithm": "metagrad_m2"},
+    {"max_grad_norm": 0.05, "normalize_weights": True},
+    {"pipeline": False, "cost": "proxy"},
+    {"algorithm": "none"},
+])
+def test_stacked_runs_equal_their_runs_alone(designer: dict[str, object]) -> None:
+    stacked = [_trainer(s, **designer) for s in (0, 1, 2)]
+    SeedStack(stacked).train()
+    for s, t in zip((0, 1, 2), stacked):
+        alone = _trainer(s, **designer)
+        alone.train()
+        assert _welfare(t) == _welfare(alone)
+        for a, b in zip(_params(t), _params(alone)):
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+        assert t.progress.train_metrics.keys() == alone.progress.train_metrics.keys()
+        for k, v in t.progress.train_metrics.items():
+            assert v == pytest.approx(alone.progress.train_metrics[k], rel=1e-4, abs=1e-6), k
+
+
+def test_a_run_does_not_depend_on_its_stack_mates() -> None:
+    a = [_trainer(s) for s in (0, 1)]
+    b = [_trainer(s) for s in (1, 4)]
+    SeedStack(a).train()
+    SeedStack(b).train()
+    assert _welfare(a[1]) == _welfare(b[0])
+    for x, y in zip(_params(a[1]), _params(b[0])):
+        torch.testing.assert_close(x, y, rtol=1e-5, atol=1e-6)
+
+
+def test_stacked_training_is_bit_identical_run_to_run() -> None:
+    a = [_trainer(s) for s in (0, 1)]
+    b = [_trainer(s) for s in (0, 1)]
+    SeedStack(a).train()
+    SeedStack(b).train()
+    for x, y in zip(a, b):
+        assert _welfare(x) == _welfare(y)
+        for p, q in zip(_params(x), _params(y)):
+            assert torch.equal(p, q)
+
+
+def test_stacked_checkpoints_resume_bit_exactly(tmp_path: Path) -> None:
+    full = [_trainer(s, episodes=60, out=tmp_path / f"full{s}") for s in (0, 1)]
+    SeedStack(full).train()
+    half = [_trainer(s, episodes=40, out=tmp_path / f"half{s}") for s in (0, 1)]
+    SeedStack(half).train()
+    resumed = [Trainer.resume(tmp_path / f"half{s}" / "checkpoint.pt", episodes=60) for s in (0, 1)]
+    SeedStack(resumed).train()
+    for x, y in zip(full, resumed):
+        assert _welfare(x) == _welfare(y)
+        for p, q in zip(_params(x), _params(y)):
+            assert torch.equal(p, q)
+    # a stacked run's checkpoint also resumes alone (the same run up to float rounding)
+    alone = Trainer.resume(tmp_path / "half1" / "checkpoint.pt", episodes=60, out_dir=None)
+    alone.train()
+    assert _welfare(alone) == _welfare(full[1])
+    log = (tmp_path / "full0" / "log.csv").read_text().splitlines()
+    assert len(log) == 1 + len(full[0].progress.history)
+
+
+def test_stack_and_unstack_batches_round_trip() -> None:
+    t = _trainer(0)
+    b0, _ = t.collect(t.learner.params)
+    b1, _ = t.collect(t.learner.params)
+    stacked = stack_batches([b0, b1])
+    assert stacked.actions.shape[:2] == (2, b0.n_episodes)
+    for s, b in enumerate((b0, b1)):
+        back = unstack_batch(stacked, s)
+        for name, value in b.to_dict().items():
+            other = back.to_dict()[name]
+            assert (value is None and other is None) or torch.equal(value, other), name
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    ({"seed": 0}, "distinct seeds"),
+    ({"episodes": 80}, "differs from run 0 in ['episodes']"),
+])
+def test_incompatible_runs_are_refused(change: dict[str, object], message: str) -> None:
+    a = _trainer(0)
+    cfg = TrainConfig(**{**a.config.__dict__, **change})
+    with pytest.raises(CannotStack, match=message.replace("[", r"\[").replace("]", r"\]")):
+        SeedStack([a, Trainer(cfg)])
+
+
+def test_designers_without_a_stacked_form_are_refused() -> None:
+    with pytest.raises(CannotStack, match=r"DualRL|dual_rl"):
+        SeedStack([_trainer(s, algorithm="dual_rl") for s in (0, 1)])
+    with pytest.raises(CannotStack, match="lr"):
+        SeedStack([_trainer(0), _trainer(1, lr=1e-3)])
