@@ -178,17 +178,10 @@ class Build:
     def __init__(self, config: GTBConfig) -> None:
         self.labour = config.build_labour
 
-    def step(self, s: GTBState, actions: NDArray[np.int64], valid: NDArray[np.bool_]) -> None:
-        """``valid`` is the action mask entry of each chosen action, evaluated on this step's start state (the
-        mask's build entry, :func:`incentive_envs.gtb.kernels.observe`, is exactly the rule above)."""
-        build = (actions == 1) & valid
-        if not build.any():
-            return
-        b, i = np.nonzero(build)
-        s.agent[b, i, 1:3] -= 1.0
-        s.owner[b, s.pos[b, i, 0], s.pos[b, i, 1]] = i
-        s.agent[b, i, 0] += s.payment[b, i]
-        s.agent[b, i, 6] += self.labour
+    def step(self, s: GTBState, actions: NDArray[np.int64], mask: NDArray[np.int8]) -> None:
+        """``mask`` is the (B, N, A) action mask of this step's start state: its build entry
+        (:func:`incentive_envs.gtb.kernels.observe`) is exactly the rule above."""
+        kernels.build_step(actions, mask, s.owner, s.pos, s.agent, s.payment, self.labour)
 
 
 class ContinuousDoubleAuction:
@@ -234,10 +227,10 @@ class ContinuousDoubleAuction:
         delta[~self._is_market] = 0.0
         self._lut_delta = delta
 
-    def step(self, s: GTBState, actions: NDArray[np.int64], valid: NDArray[np.bool_]) -> None:
-        """``valid`` is the action mask entry of each chosen action on this step's start state: for a market
-        action it is exactly the creation rule above (order room, and coin for a bid or a unit for an ask)."""
-        kernels.market_step(actions, valid, s.order_kind, s.order_price, s.order_created, s.agent, s.my_orders,
+    def step(self, s: GTBState, actions: NDArray[np.int64], mask: NDArray[np.int8]) -> None:
+        """``mask`` is the (B, N, A) action mask of this step's start state: for a market action its entry is
+        exactly the creation rule above (order room, and coin for a bid or a unit for an ask)."""
+        kernels.market_step(actions, mask, s.order_kind, s.order_price, s.order_created, s.agent, s.my_orders,
                             s.price_history, s.timestep, self.cfg.price_history_decay, self.cfg.order_duration,
                             self._is_market, self._lut_resource, self._lut_ask, self._lut_price, self._lut_delta)
 
@@ -336,5 +329,4 @@ def regenerate(s: GTBState, source_index: NDArray[np.int64], regrow: NDArray[np.
     """Regrow resources: ``regrow`` (B, S) marks which of the S source tiles (flat indices into (R, H, W))
     regrow this step; a tile that still holds its unit is unaffected, and a standing agent does not block it.
     """
-    flat = s.resource.reshape(s.resource.shape[0], -1)
-    flat[:, source_index] |= regrow
+    kernels.regenerate(s.resource.reshape(s.resource.shape[0], -1), source_index, regrow)

@@ -304,9 +304,8 @@ class BatchedGTB:
         t = s.timestep
         s.timestep += 1
         # Build and market rules are exactly the mask conditions on the step's start state (see Build.step).
-        valid = self._mask[self._barange, self._narange, acts] != 0
-        self.build.step(s, acts, valid)
-        self.market.step(s, acts, valid)
+        self.build.step(s, acts, self._mask)
+        self.market.step(s, acts, self._mask)
         self.gather.step(s, acts, self._order[t], self.actions.move_start)
         self.tax.step(s)
         if s.tax_enacted:

@@ -20,7 +20,7 @@ import numba
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["gather_step", "market_step", "observe"]
+__all__ = ["build_step", "gather_step", "market_step", "observe", "regenerate"]
 
 _NO_ORDER: Final = 0
 _BID: Final = 1
@@ -32,9 +32,30 @@ _jit = numba.njit(cache=True, nogil=True, error_model="numpy")
 
 
 @_jit
+def build_step(
+    actions: NDArray[np.int64],
+    mask: NDArray[np.int8],
+    owner: NDArray[np.int8],
+    pos: NDArray[np.int64],
+    agent: NDArray[np.float64],
+    payment: NDArray[np.float64],
+    labour: float,
+) -> None:
+    """Every agent whose action is build (1) and allowed by ``mask`` builds a house where it stands."""
+    for b in range(actions.shape[0]):
+        for i in range(actions.shape[1]):
+            if actions[b, i] == 1 and mask[b, i, 1] != 0:
+                agent[b, i, 1] -= 1.0
+                agent[b, i, 2] -= 1.0
+                owner[b, pos[b, i, 0], pos[b, i, 1]] = i
+                agent[b, i, 0] += payment[b, i]
+                agent[b, i, 6] += labour
+
+
+@_jit
 def market_step(
     actions: NDArray[np.int64],
-    valid: NDArray[np.bool_],
+    mask: NDArray[np.int8],
     order_kind: NDArray[np.int8],
     order_price: NDArray[np.int64],
     order_created: NDArray[np.int64],
@@ -60,7 +81,7 @@ def market_step(
     for b in range(actions.shape[0]):
         for i in range(actions.shape[1]):
             a = actions[b, i]
-            if is_market[a] and valid[b, i]:
+            if is_market[a] and mask[b, i, a] != 0:
                 placed = True
                 _place(b, i, lut_resource[a], lut_ask[a], lut_price[a], lut_delta[a], timestep, order_kind,
                        order_price, order_created, agent, my_orders)
@@ -282,6 +303,15 @@ def _collect(
         for i in range(n):
             for res in range(n_res):
                 resource[b, res, pos[b, i, 0], pos[b, i, 1]] = 0
+
+
+@_jit
+def regenerate(resource: NDArray[np.int8], source_index: NDArray[np.int64], regrow: NDArray[np.bool_]) -> None:
+    """``resource`` (B, R·H·W) gets a unit on each source tile ``source_index[j]`` with ``regrow[b, j]``."""
+    for b in range(resource.shape[0]):
+        for j in range(source_index.shape[0]):
+            if regrow[b, j]:
+                resource[b, source_index[j]] |= 1
 
 
 @_jit
