@@ -233,7 +233,7 @@ class GatherTradeBuildEnv(ParallelEnv[str, Any, int], EzPickle):
         require_started(self._started, self.agents)
         check_joint_action(actions, self.agents, self.action_space)
         joint = np.array([[int(actions[a]) for a in self.possible_agents]], dtype=np.int64)
-        out = self.sim.step(joint)
+        out = self.sim.step(joint, checked=True)  # each action was checked against its space just above
         self._last = out
         rewards = dict(zip(self.possible_agents, out.reward[0].tolist()))
         terms = dict.fromkeys(self.possible_agents, False)
@@ -321,28 +321,23 @@ class GatherTradeBuildEnv(ParallelEnv[str, Any, int], EzPickle):
         }
 
     def _infos(self, out: GTBStep) -> dict[str, dict[str, Any]]:
-        coin, pre, labour = out.coin[0].tolist(), out.coin_pre_tax[0].tolist(), out.labour[0].tolist()
-        income, paid, lump = out.income[0].tolist(), out.tax_paid[0].tolist(), out.lump_sum[0].tolist()
+        """Each agent's infos: the same keys (:data:`STEP_INFO_KEYS`) and value types at reset and at every step."""
         prod, eq = float(out.productivity[0]), float(out.equality[0])
-        rates = out.marginal_rates[0]
-        pos = self.sim.tax_cycle_position
+        shared = {
+            "marginal_rates": out.marginal_rates[0],
+            "tax_enacted": out.tax_enacted,
+            "tax_cycle_position": self.sim.tax_cycle_position,
+            "productivity": prod,
+            "equality": eq,
+            "equality_times_productivity": eq * prod,
+        }
+        per_agent = zip(out.obs.action_mask[0], out.coin[0].tolist(), out.coin_pre_tax[0].tolist(),
+                        out.labour[0].tolist(), out.income[0].tolist(), out.tax_paid[0].tolist(),
+                        out.lump_sum[0].tolist())
         return {
-            a: {
-                "action_mask": out.obs.action_mask[0, i],
-                "coin": coin[i],
-                "coin_pre_tax": pre[i],
-                "labour": labour[i],
-                "income": income[i],
-                "tax_paid": paid[i],
-                "lump_sum": lump[i],
-                "marginal_rates": rates,
-                "tax_enacted": out.tax_enacted,
-                "tax_cycle_position": pos,
-                "productivity": prod,
-                "equality": eq,
-                "equality_times_productivity": eq * prod,
-            }
-            for i, a in enumerate(self.possible_agents)
+            a: {"action_mask": mask, "coin": coin, "coin_pre_tax": pre, "labour": labour, "income": income,
+                "tax_paid": paid, "lump_sum": lump, **shared}
+            for a, (mask, coin, pre, labour, income, paid, lump) in zip(self.possible_agents, per_agent)
         }
 
 

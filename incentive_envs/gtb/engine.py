@@ -285,22 +285,24 @@ class BatchedGTB:
         self._utility = self._utilities()
         self._payment_obs = payment / _BASE_PAYMENT
         self._income_obs = np.zeros((b, n))  # last period's incomes, sorted, per step of the period
-        return self._result(np.zeros((b, n)), done=False)
+        return self._result(np.zeros((b, n)), self.s.total_coin, done=False)
 
-    def step(self, actions: ArrayLike) -> GTBStep:
+    def step(self, actions: ArrayLike, *, checked: bool = False) -> GTBStep:
         """Advance every world by one step.
 
         Args:
             actions: (B, N) integer action indices (see :class:`ActionLayout`). Masked actions are legal, as in
                 Foundation: a masked build or order does nothing (e.g. a bid the agent cannot pay for is not
                 placed), and a move is checked against the tiles at the moment the agent moves.
+            checked: the caller has already checked ``actions``: an int64 (B, N) array of valid indices (the
+                PettingZoo env, which checks each agent's action itself); skips the checks below.
 
         Raises:
             RuntimeError: before :meth:`reset` or after the episode ended.
             ValueError: wrong shape, non-integer dtype, or an index outside ``0..49``.
         """
         s = self._require_running("step")
-        acts = self._check_actions(actions)
+        acts = actions if checked else self._check_actions(actions)
         t = s.timestep
         s.timestep += 1
         # Build and market rules are exactly the mask conditions on the step's start state (see Build.step).
@@ -311,9 +313,10 @@ class BatchedGTB:
         if s.tax_enacted:
             self._income_obs = np.sort(s.last_income, axis=-1) / self.config.tax_period
         regenerate(s, self._source_index, self._regrow[t])
-        before, self._utility = self._utility, self._utilities()
+        total = s.total_coin
+        before, self._utility = self._utility, utility(total, s.labour, self.config)
         reward = self._utility - before  # agent_reward(coin, labour, before): the change of utility
-        return self._result(reward, done=s.timestep >= self._order.shape[0])
+        return self._result(reward, total, done=s.timestep >= self._order.shape[0])
 
     def observe(self) -> GTBObservation:
         """Current per-agent observations (as returned by the last reset/step).
@@ -438,9 +441,9 @@ class BatchedGTB:
         self._mask = obs.action_mask.copy()  # the caller may modify the returned array
         return obs
 
-    def _result(self, reward: NDArray[np.float64], done: bool) -> GTBStep:
+    def _result(self, reward: NDArray[np.float64], total: NDArray[np.float64], done: bool) -> GTBStep:
+        """The step's outputs; ``total`` is the total coin of the state (inventory + escrow)."""
         s = self._require_state()
-        total = s.total_coin
         obs = self._observe(s)
         return GTBStep(
             obs=obs,
