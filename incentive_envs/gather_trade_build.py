@@ -59,12 +59,13 @@ force, per-resource market rate, price history and all open asks/bids, then for 
 escrow, labour, location, build payment, last income, last and current marginal rate
 (:func:`incentive_envs.gtb.state_feature_names`).
 
-**Infos** (every step, per agent): the keys :data:`incentive_envs.gtb.STEP_INFO_KEYS` (its docstring says
-what each means and when): ``action_mask``, ``coin`` (total, after the step), ``coin_pre_tax`` (after the
-components, before this step's tax and lump sum), ``labour``, ``income`` (this period so far; the taxed
-income on enactment steps), ``tax_paid``, ``lump_sum``, ``marginal_rates`` (7 rates in force),
-``tax_enacted``, ``tax_cycle_position``, and the social metrics ``productivity`` (Σ coin), ``equality``
-(1 - normalised Gini) and ``equality_times_productivity``. At reset: 40, 1 and 40 (so eq·prod/N = 10).
+**Infos** (per agent, at reset and every step, with the same keys and value types): the keys
+:data:`incentive_envs.gtb.STEP_INFO_KEYS` (its docstring says what each means and when): ``action_mask``,
+``coin`` (total, after the step), ``coin_pre_tax`` (after the components, before this step's tax and lump
+sum), ``labour``, ``income`` (this period so far; the taxed income on enactment steps), ``tax_paid``,
+``lump_sum``, ``marginal_rates`` (7 rates in force), ``tax_enacted``, ``tax_cycle_position``, and the social
+metrics ``productivity`` (Σ coin), ``equality`` (1 - normalised Gini) and ``equality_times_productivity``.
+At reset: 40, 1 and 40 (so eq·prod/N = 10).
 
 **For designers** (beyond the PettingZoo API; :mod:`incentive_envs.gtb.schema`, re-exported here):
 :attr:`GatherTradeBuildEnv.schema` (a :class:`GTBSchema`) gives the observation and state layout and decodes

@@ -1,0 +1,45 @@
+"""Gather-Trade-Build infos have the same keys and value kinds at reset as at every step (issue #17).
+
+Wrappers that build their specs from the reset infos (TorchRL's ``PettingZooWrapper``) need every per-step key
+to be present at reset already, with a value of the same type and shape; at reset the values are neutral.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from incentive_envs import gather_trade_build as gtb_mod
+from incentive_envs.economics import US_FEDERAL_2018_RATES
+from incentive_envs.gtb import STEP_INFO_KEYS
+
+
+def kind(value: object) -> tuple[type, tuple[int, ...], str]:
+    return type(value), np.shape(value), str(np.asarray(value).dtype)
+
+
+def test_reset_infos_have_the_step_keys_and_kinds_for_every_agent():
+    env = gtb_mod.parallel_env(max_cycles=20)
+    _, reset_infos = env.reset(seed=3)
+    env.set_tax_rates(US_FEDERAL_2018_RATES)
+    assert set(reset_infos) == set(env.possible_agents)
+    rng = np.random.default_rng(0)
+    infos = reset_infos
+    while env.agents:
+        acts = {a: int((rng.random(50) * infos[a]["action_mask"]).argmax()) for a in env.agents}
+        _, _, _, _, infos = env.step(acts)
+        for agent in env.possible_agents:
+            assert list(infos[agent]) == list(reset_infos[agent]) == list(STEP_INFO_KEYS)
+            for key in STEP_INFO_KEYS:
+                assert kind(infos[agent][key]) == kind(reset_infos[agent][key]), (agent, key)
+
+
+def test_reset_infos_are_neutral():
+    env = gtb_mod.parallel_env()
+    _, infos = env.reset(seed=0)
+    for agent, info in infos.items():
+        assert info["coin"] == info["coin_pre_tax"] == 10.0, agent
+        assert info["labour"] == info["income"] == info["tax_paid"] == info["lump_sum"] == 0.0, agent
+        assert info["tax_enacted"] is False and info["tax_cycle_position"] == 1
+        assert np.array_equal(info["marginal_rates"], np.zeros(7))
+        assert info["action_mask"][0] == 1
+        assert (info["productivity"], info["equality"], info["equality_times_productivity"]) == (40.0, 1.0, 40.0)
