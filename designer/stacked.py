@@ -25,6 +25,7 @@ from torch.func import functional_call, vmap
 
 from designer.batch import Batch
 from designer.learners import AgentLearner, OptState, Params
+from designer.networks import AgentNet, EnsembleLinear, IncentiveMLP
 
 __all__ = [
     "CannotStack",
@@ -109,6 +110,52 @@ class RunAxis:
         return lambda *args: vmap(one)(params, *args)
 
 
+_ELEMENTWISE = (nn.ReLU, nn.Sigmoid, nn.Tanh, nn.Identity)
+
+
+def _stacked_sequential(seq: nn.Sequential, prefix: str, params: Mapping[str, Tensor], x: Tensor) -> Tensor:
+    """``seq`` (linear layers and elementwise activations) on ``x [S, ..., in]`` with every run's own weights."""
+    for idx, layer in enumerate(seq):
+        name = f"{prefix}{idx}."
+        if isinstance(layer, EnsembleLinear):
+            w = params[name + "weight"]
+            x = (torch.einsum("s...mi,smio->s...mo", x, w) if x.shape[-2] == w.shape[1]
+                 else torch.einsum("s...mi,sio->s...mo", x, w[:, 0]))
+            if layer.bias is not None:
+                b = params[name + "bias"]
+                b = b if x.shape[-2] == b.shape[1] else b[:, :1]
+                x = x + b.reshape(b.shape[0], *([1] * (x.dim() - 3)), *b.shape[1:])
+        elif isinstance(layer, nn.Linear):
+            x = torch.einsum("s...i,soi->s...o", x, params[name + "weight"])
+            if layer.bias is not None:
+                b = params[name + "bias"]
+                x = x + b.reshape(b.shape[0], *([1] * (x.dim() - 2)), b.shape[-1])
+        elif isinstance(layer, _ELEMENTWISE):
+            x = layer(x)
+        else:  # pragma: no cover - guarded by fast_stacked_forward
+            raise TypeError(f"no stacked form for {type(layer).__name__}")
+    return x
+
+
+def _plain(seq: nn.Sequential) -> bool:
+    return all(isinstance(m, (EnsembleLinear, nn.Linear, *_ELEMENTWISE)) for m in seq)
+
+
+def fast_stacked_forward(template: nn.Module) -> Callable[[Mapping[str, Tensor], Tensor], Tensor] | None:
+    """A forward of S runs' copies of ``template`` as plain batched matmuls, ``(params [S, ...], x [S, ...])``,
+    for the library's MLPs (:class:`~designer.networks.IncentiveMLP`, flat-observation
+    :class:`~designer.networks.AgentNet`); None for other modules, which go through ``vmap``. The rollouts use
+    it: at these sizes ``vmap`` + ``functional_call`` cost several times the arithmetic."""
+    if isinstance(template, IncentiveMLP) and _plain(template.net):
+        return lambda p, x: torch.sigmoid(_stacked_sequential(template.net, "net.", p, x))
+    if isinstance(template, AgentNet) and template.trunk is None and _plain(template.head):
+        def agents(p: Mapping[str, Tensor], obs: Tensor) -> Tensor:
+            x = obs.to(torch.get_default_dtype() if not obs.is_floating_point() else obs.dtype) * template.obs_scale
+            return _stacked_sequential(template.head, "head.", p, x)
+        return agents
+    return None
+
+
 class StackedModule(nn.Module):
     """``template`` evaluated with per-run parameters.
 
@@ -124,6 +171,7 @@ class StackedModule(nn.Module):
         self._params = params
         self.n_runs = n_runs
         self.bound: Params | None = None
+        self._fast = fast_stacked_forward(template)
 
     def bind(self, params: Params | None) -> None:
         self.bound = params
@@ -132,7 +180,10 @@ class StackedModule(nn.Module):
         if self.bound is not None:
             return functional_call(self.template, self.bound, (x,))
         rows = x.reshape(self.n_runs, -1, *x.shape[1:])
-        out = vmap(lambda p, xs: functional_call(self.template, p, (xs,)))(self._params(), rows)
+        if self._fast is not None:
+            out = self._fast(self._params(), rows)
+        else:
+            out = vmap(lambda p, xs: functional_call(self.template, p, (xs,)))(self._params(), rows)
         return out.reshape(-1, *out.shape[2:])
 
 
@@ -166,6 +217,7 @@ class StackedLearner(AgentLearner):
         self.n_agents = base.n_agents
         self.n_runs = len(learners)
         self.net = base.net
+        self._fast = fast_stacked_forward(base.net)
         self.critic = self.critic_target = None
         self.critic_opt = None
         stacked = stack_tensors([lr.params for lr in learners])
@@ -192,6 +244,8 @@ class StackedLearner(AgentLearner):
 
     def logits(self, params: Mapping[str, Tensor], obs: Tensor) -> Tensor:
         """Logits ``[S, ..., N, A]`` of every run's agents on observations ``[S, ..., N, *obs_shape]``."""
+        if self._fast is not None:
+            return self._fast(params, obs)
         return vmap(self.base.logits)(dict(params), obs)
 
     def loss(self, params: Params, batch: Batch, rewards: Tensor, values: tuple[Tensor, Tensor] | None) -> Tensor:

@@ -20,15 +20,18 @@ from typing import Any
 
 import numpy as np
 
+from designer.batched_rollout import CannotBatch
 from designer.config import DesignerConfig, TrainConfig
 from designer.experiments.aggregate import TrialRecord, markdown_tables, summarize_records, write_results
 from designer.experiments.runfolder import RunFolderLocked, check_new_run
+from designer.experiments.seed_stack import SeedStack
 from designer.experiments.spec import Sweep, check_finite
 from designer.experiments.sweep import TrialResult, run_sweep
 from designer.experiments.trainer import Trainer
 from designer.extras import MissingExtra, require
 from designer.learners import LearnerConfig
 from designer.registry import algorithm_entry, algorithm_names
+from designer.stacked import CannotStack
 from designer.tasks import make_task, task_names
 
 __all__ = ["build_parser", "main", "results_table", "run_compare"]
@@ -71,6 +74,12 @@ def _add_common(p: argparse.ArgumentParser) -> None:
                    help="collect the B episodes with the batched rollout (one batched env; same results within "
                         "float rounding; faster for B > 1)")
     p.add_argument("--seeds", type=_NON_NEGATIVE, nargs="+", default=[0], help="one run per seed")
+    p.add_argument("--stack", action=argparse.BooleanOptionalAction, default=True,
+                   help="train the seeds of an algorithm as one stacked program (vectorized across seeds: the "
+                        "same runs within float rounding, several times faster) where the designer, agents and "
+                        "game allow it; --no-stack trains them one by one")
+    p.add_argument("--workers", type=_POSITIVE, default=1,
+                   help="processes to spread each algorithm's seeds over (e.g. 2 on a 2-core machine)")
     p.add_argument("--eval-period", type=_POSITIVE, default=100)
     p.add_argument("--eval-episodes", type=_POSITIVE, default=10)
     p.add_argument("--checkpoint-period", type=_NON_NEGATIVE, default=0)
@@ -161,8 +170,9 @@ def _run_dir(args: argparse.Namespace, algorithm: str, seed: int) -> Path:
     return Path(args.out) / _run_name(args.task, _task_kwargs(args)) / algorithm / f"seed{seed}"
 
 
-def run_one(args: argparse.Namespace, algorithm: str, seed: int) -> Trainer:
-    """Train ``algorithm`` with ``seed`` as the parsed arguments say; writes to ``<out>/<task>/<algo>/seed<k>``."""
+def build_trainer(args: argparse.Namespace, algorithm: str, seed: int, vectorized: bool | None = None) -> Trainer:
+    """The trainer of ``algorithm`` with ``seed`` as the parsed arguments say (``<out>/<task>/<algo>/seed<k>``);
+    ``vectorized`` overrides ``--vectorized``."""
     kwargs = _task_kwargs(args)
     task = make_task(args.task, **kwargs)
     episodes = args.episodes if args.episodes is not None else DEFAULT_EPISODES.get(args.task, 5000)
@@ -170,13 +180,57 @@ def run_one(args: argparse.Namespace, algorithm: str, seed: int) -> Trainer:
     cfg = TrainConfig(
         task=args.task, task_kwargs=kwargs, episodes=episodes, batch_episodes=args.batch_episodes, seed=seed,
         eval_period=args.eval_period, eval_episodes=args.eval_episodes, checkpoint_period=args.checkpoint_period,
-        out_dir=str(out), tensorboard=args.tensorboard, progress=not args.no_progress, vectorized=args.vectorized,
+        out_dir=str(out), tensorboard=args.tensorboard, progress=not args.no_progress,
+        vectorized=args.vectorized if vectorized is None else vectorized,
     )
-    trainer = Trainer(cfg, designer=_designer_config(args, algorithm, task.designer),
-                      learner=_learner_config(args, task.learner), task=task, overwrite=args.overwrite)
+    return Trainer(cfg, designer=_designer_config(args, algorithm, task.designer),
+                   learner=_learner_config(args, task.learner), task=task, overwrite=args.overwrite)
+
+
+def run_one(args: argparse.Namespace, algorithm: str, seed: int) -> Trainer:
+    """Train ``algorithm`` with ``seed`` as the parsed arguments say; writes to ``<out>/<task>/<algo>/seed<k>``."""
+    trainer = build_trainer(args, algorithm, seed)
     trainer.train()
-    _plot_run(trainer, out / "learning_curve.png")
+    _plot_run(trainer, _run_dir(args, algorithm, seed) / "learning_curve.png")
     return trainer
+
+
+def run_seeds(args: argparse.Namespace, algorithm: str, seeds: Sequence[int]) -> list[Trainer]:
+    """Train ``algorithm`` for every seed in this process: as one stacked program with ``--stack`` (the default)
+    when the designer, agents and game allow it (:class:`~designer.experiments.seed_stack.SeedStack`), else one
+    by one, saying why."""
+    if args.stack and len(seeds) > 1:
+        try:
+            trainers = [build_trainer(args, algorithm, seed, vectorized=True) for seed in seeds]
+            stack = SeedStack(trainers)
+        except (CannotStack, CannotBatch) as err:
+            print(f"{algorithm}: seeds {list(seeds)} train one by one ({err})")
+        else:
+            stack.train()
+            for seed, trainer in zip(seeds, trainers):
+                _plot_run(trainer, _run_dir(args, algorithm, seed) / "learning_curve.png")
+            return trainers
+    return [run_one(args, algorithm, seed) for seed in seeds]
+
+
+def _run_seeds_in_worker(args: argparse.Namespace, algorithm: str, seeds: list[int]) -> None:
+    run_seeds(args, algorithm, seeds)
+
+
+def run_algorithm(args: argparse.Namespace, algorithm: str) -> list[Trainer]:
+    """Every seed of ``algorithm``; with ``--workers k`` the seeds are split into k groups trained in parallel
+    processes, and the finished runs are read back from their checkpoints."""
+    seeds = list(args.seeds)
+    groups = [seeds[i::args.workers] for i in range(min(args.workers, len(seeds)))]
+    if len(groups) <= 1:
+        return run_seeds(args, algorithm, seeds)
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=len(groups), mp_context=multiprocessing.get_context("spawn")) as pool:
+        for future in [pool.submit(_run_seeds_in_worker, args, algorithm, group) for group in groups]:
+            future.result()
+    return [Trainer.resume(_run_dir(args, algorithm, seed) / "checkpoint.pt", out_dir=None) for seed in seeds]
 
 
 def _run_name(task: str, kwargs: dict[str, Any]) -> str:
@@ -237,7 +291,7 @@ def run_compare(args: argparse.Namespace, algorithms: Sequence[str]) -> dict[str
         _learner_config(args, task.learner)
         for seed in args.seeds:
             check_new_run(_run_dir(args, algo, seed), args.overwrite, "--overwrite")
-    results = {algo: [run_one(args, algo, seed) for seed in args.seeds] for algo in algorithms}
+    results = {algo: run_algorithm(args, algo) for algo in algorithms}
     _write_report(results, Path(args.out) / _run_name(args.task, _task_kwargs(args)))
     return results
 
