@@ -107,7 +107,7 @@ def time_batched(n_envs: int, episodes: int, length: int, seed: int) -> float:
 
 def time_foundation(episodes: int, length: int, seed: int) -> float:
     """Env-steps per second of ai-economist's env, counting only ``step`` (runs in ai-economist's venv)."""
-    from ai_economist import foundation
+    from ai_economist import foundation  # type: ignore[import-not-found]  # only in its own venv
 
     env = foundation.make_env_instance(**FOUNDATION_CONFIG, episode_length=length)
     rng = np.random.default_rng(seed)
@@ -188,7 +188,7 @@ def main() -> None:
         ours.append(time_parallel_env(episodes, length, args.seed + r))
         if args.aie_python:
             theirs.append(run_foundation(args.aie_python, episodes, length, args.seed + r))
-    rows = [{"case": "PettingZoo ParallelEnv (dict API)", "n_envs": 1, "runs": ours,
+    rows: list[dict[str, Any]] = [{"case": "PettingZoo ParallelEnv (dict API)", "n_envs": 1, "runs": ours,
              "median_steps_per_s": statistics.median(ours)}]
     if theirs:
         ratios = [a / b for a, b in zip(ours, theirs)]

@@ -27,7 +27,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from gymnasium import error
@@ -302,7 +302,7 @@ class BatchedGTB:
             ValueError: wrong shape, non-integer dtype, or an index outside ``0..49``.
         """
         s = self._require_running("step")
-        acts = actions if checked else self._check_actions(actions)
+        acts = cast("NDArray[np.int64]", actions) if checked else self._check_actions(actions)
         t = s.timestep
         s.timestep += 1
         # Build and market rules are exactly the mask conditions on the step's start state (see Build.step).

@@ -6,6 +6,8 @@ to be present at reset already, with a value of the same type and shape; at rese
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from incentive_envs import gather_trade_build as gtb_mod
@@ -13,7 +15,7 @@ from incentive_envs.economics import US_FEDERAL_2018_RATES
 from incentive_envs.gtb import STEP_INFO_KEYS
 
 
-def kind(value: object) -> tuple[type, tuple[int, ...], str]:
+def kind(value: Any) -> tuple[type, tuple[int, ...], str]:
     return type(value), np.shape(value), str(np.asarray(value).dtype)
 
 
