@@ -9,13 +9,17 @@ algorithm its own way (the Gather-Trade-Build tax designers act through a tax-ra
 To add an algorithm: write one module in ``designer/algorithms/`` whose designer class is decorated with
 ``@register_algorithm("name", summary="...")`` (and its tests). To add a game's designer knowledge: one module in
 ``designer/tasks/`` with a factory decorated ``@register_task("name")``. Both packages import every module in
-them.
+them. A game of your own, anywhere: ``register_task("name", factory)`` in your module (see the README's "Your own
+game").
 """
 
 from __future__ import annotations
 
+import re
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
@@ -27,12 +31,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "TASKS",
+    "TASK_MODULES",
     "AlgorithmEntry",
     "algorithm_entry",
     "algorithm_names",
     "make_designer",
     "register_algorithm",
     "register_task",
+    "task_reference",
 ]
 
 DesignerFactory = Callable[["Task", "DesignerConfig", "torch.Generator"], "Designer"]
@@ -104,20 +110,77 @@ def make_designer(task: Task, config: DesignerConfig, generator: torch.Generator
     return own[config.algorithm](task, config, generator)
 
 
-TaskFactory = Callable[..., "Task"]
-"""``(**kwargs) -> Task``: builds a game's task from its keyword arguments."""
+TaskFactory = Callable[..., Any]
+"""``(**kwargs) -> Task``, or ``(**kwargs) -> ParallelEnv`` for a plain game (:func:`designer.tasks.make_task` then
+wraps it in the generic task with the ``small_game`` preset of :mod:`designer.presets`)."""
 
 TASKS: dict[str, TaskFactory] = {}
 """Registered task factories by name (see :func:`designer.tasks.make_task` for games without one)."""
 
+TASK_MODULES: dict[str, str] = {}
+"""The module that registered each task: a dotted module name, or a ``.py`` file path for a script run as
+``__main__``. Checkpoints and sweep specs name a task registered outside the library as ``"<module>:<name>"``
+(:func:`task_reference`), so a resumed run, a sweep trial or a Ray worker imports that module first."""
 
-def register_task(name: str) -> Callable[[TaskFactory], TaskFactory]:
-    """Decorator: register ``factory(**kwargs) -> Task`` as the task ``name``."""
+_LIBRARY_PREFIX = "designer."
+_TASK_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*$")
+PATH_MODULE_PREFIX = "_designer_task_file_"
+"""Module-name prefix of task files imported by path (:func:`designer.tasks.import_task_module`)."""
 
-    def decorate(factory: TaskFactory) -> TaskFactory:
-        if name in TASKS and TASKS[name] is not factory:
-            raise ValueError(f"task {name!r} is already registered by {TASKS[name]!r}")
-        TASKS[name] = factory
-        return factory
 
-    return decorate
+def _caller_module(depth: int) -> str:
+    """The importable reference of the module ``depth`` frames up: its dotted name, or its file for a script."""
+    module_globals = sys._getframe(depth + 1).f_globals
+    name = str(module_globals.get("__name__", ""))
+    if name == "__main__" or name.startswith(PATH_MODULE_PREFIX):
+        file = module_globals.get("__file__")
+        if file:
+            return str(Path(file).resolve())
+    return name
+
+
+def register_task(name: str, factory: TaskFactory | None = None, *, module: str | None = None) -> Any:
+    """Register a game as the designer task ``name``: the public way to train MetaGrad on your own game.
+
+    ``factory(**task_kwargs)`` returns a :class:`~designer.task.Task` (your own hyperparameters, optimum,
+    designer inputs), or just the PettingZoo ``ParallelEnv``: :func:`designer.tasks.make_task` then builds the
+    generic task over it with the ``small_game`` preset. Used as ``register_task("name", factory)`` or as the
+    decorator ``@register_task("name")``. Every task is validated when it is built
+    (:func:`designer.task.check_game`: spaces, seeding, ``render_mode``, ``state()`` against ``state_space``,
+    agent sets), with errors that say what to add.
+
+    The registering module is recorded (``module``, default: the caller's; a script's file path when it runs as
+    ``__main__``): checkpoints and sweeps then name the task ``"<module>:<name>"`` and import that module when
+    they load it, in a resumed run, ``load_incentive`` or on a Ray worker.
+
+    Raises:
+        ValueError: ``name`` is not a plain name (letters, digits, ``_ . -``; no ``:``), or another module
+            already registered a different factory under it.
+    """
+    if not isinstance(name, str) or not _TASK_NAME.match(name):
+        raise ValueError(f"task name must be letters, digits, '_', '.' or '-' (starting with a letter; no ':'), "
+                         f"got {name!r}")
+    owner = module if module is not None else _caller_module(1)
+
+    def decorate(fn: TaskFactory) -> TaskFactory:
+        if not callable(fn):
+            raise TypeError(f"register_task({name!r}, factory): factory must be callable, got {fn!r}")
+        if name in TASKS and TASKS[name] is not fn and TASK_MODULES.get(name) != owner:
+            raise ValueError(f"task {name!r} is already registered by {TASKS[name]!r} (module "
+                             f"{TASK_MODULES.get(name)!r}); pick another name")
+        TASKS[name] = fn
+        TASK_MODULES[name] = owner
+        return fn
+
+    return decorate if factory is None else decorate(factory)
+
+
+def task_reference(name: str) -> str:
+    """How a checkpoint or sweep spec names the task ``name``: the bare name for the library's own tasks,
+    ``"<module>:<name>"`` for a task registered elsewhere (so loading it imports that module first)."""
+    if ":" in name or name not in TASKS:
+        return name
+    module = TASK_MODULES.get(name, "")
+    if not module or module.startswith(_LIBRARY_PREFIX):
+        return name
+    return f"{module}:{name}"

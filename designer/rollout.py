@@ -129,14 +129,17 @@ class RolloutWorker:
             env.reset(seed=seed + i)
 
     def rng_states(self) -> list[Any]:
-        """Each env's random generator state (for checkpoints)."""
-        return [env.unwrapped.np_random.bit_generator.state for env in self.envs]
+        """Each env's random generator state, for checkpoints (None for a game without ``np_random``: it draws
+        no random numbers, which :func:`designer.task.check_game` checked when the task was built)."""
+        return [None if (rng := getattr(env.unwrapped, "np_random", None)) is None else rng.bit_generator.state
+                for env in self.envs]
 
     def set_rng_states(self, states: Sequence[Any]) -> None:
         """Restore :meth:`rng_states` output (one state per env; None: leave that env's generator alone)."""
         for env, state in zip(self.envs, states, strict=True):
-            if state is not None:
-                env.unwrapped.np_random.bit_generator.state = state
+            rng = getattr(env.unwrapped, "np_random", None)
+            if state is not None and rng is not None:
+                rng.bit_generator.state = state
 
     def close(self) -> None:
         for env in self.envs:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 from gymnasium import spaces
 from numpy.typing import NDArray
-from pettingzoo import ParallelEnv
+from pettingzoo import AECEnv, ParallelEnv
 from torch import nn
 
 from designer.config import DesignerConfig
@@ -32,6 +32,7 @@ from designer.learners import LearnerConfig, NetFactory
 from designer.networks import IncentiveMLP, ValueMLP
 from incentive_envs.vector import BatchedParallelEnv, batch_of
 from wrappers import BatchedStepContext, StepContext, batched_joint_action_features, joint_action_features
+from wrappers.core import has_state
 
 if TYPE_CHECKING:
     from designer.registry import DesignerFactory
@@ -48,6 +49,7 @@ __all__ = [
     "batched_action_slots",
     "batched_agent_slots",
     "batched_social_welfare",
+    "check_game",
     "lift_features",
     "per_copy",
     "social_welfare",
@@ -214,6 +216,131 @@ def _scalar(value: Any) -> Any:
     return arr.item() if arr.ndim == 0 and arr.dtype != object else value
 
 
+_CHECK_STEPS = 25
+"""Steps of each probe episode :func:`check_game` plays (enough for short games, cheap for long ones)."""
+
+
+def _action_names(env: Any, n_actions: int) -> tuple[str, ...] | None:
+    """The env's ``action_names`` (or its matrix game's), when it names each of its ``n_actions`` actions."""
+    for holder in (env.unwrapped, getattr(env.unwrapped, "game", None)):
+        names = getattr(holder, "action_names", None)
+        if names is not None and len(names) == n_actions and all(isinstance(x, str) for x in names):
+            return tuple(names)
+    return None
+
+
+def check_game(env: Any, make_env: Callable[[], Any], name: str) -> None:
+    """Check that a game can be a designer task, before any training; errors say what to add.
+
+    Checked on ``env`` (a fresh env of the game) and on fresh ones from ``make_env``: it is a PettingZoo
+    ``ParallelEnv`` with a non-empty, duplicate-free ``possible_agents``; every agent has the same Box
+    observation space and Discrete action space; it has a ``render_mode`` attribute (SuperSuit and the SB3
+    transfer read it); ``state()`` and ``state_space`` come together and agree on the shape; ``reset`` and
+    ``step`` report exactly the live agents; two envs reset with the same seed play the same episode; and a
+    game that draws random numbers does so from ``self.np_random`` (a NumPy ``Generator``), the one generator a
+    checkpoint saves and restores.
+
+    Raises:
+        TypeError: not a ParallelEnv, or spaces of the wrong kind.
+        ValueError: anything else (the message names the agent, attribute or step).
+    """
+    where = f"game {name!r} ({type(env).__name__})"
+    if not isinstance(env, ParallelEnv):
+        hint = (" (an AEC env: convert it with pettingzoo.utils.conversions.aec_to_parallel)"
+                if isinstance(env, AECEnv) else "")
+        raise TypeError(f"{where}: a task needs a PettingZoo ParallelEnv, got {type(env).__name__}{hint}")
+    agents = list(getattr(env, "possible_agents", None) or [])
+    if not agents or len(set(agents)) != len(agents):
+        raise ValueError(f"{where}: possible_agents must be a non-empty list of distinct agent names, got "
+                         f"{getattr(env, 'possible_agents', None)!r}; set self.possible_agents in __init__")
+    _check_spaces(env, agents, where)
+    if not hasattr(env, "render_mode"):
+        raise ValueError(f"{where} has no render_mode attribute: take a render_mode=None argument and set "
+                         "self.render_mode = render_mode in __init__ (SuperSuit and the SB3 transfer read it)")
+    first = _play(env, agents, where, seed=123)
+    _check_state(env, where)
+    again = _play(make_env(), agents, where, seed=123)
+    if not _same(first, again):
+        raise ValueError(f"{where}: two envs reset with seed=123 and given the same actions played different "
+                         "episodes; draw every random number from self.np_random, seeded in reset "
+                         "(self.np_random, _ = gymnasium.utils.seeding.np_random(seed))")
+    rng = getattr(env.unwrapped, "np_random", None)
+    if rng is not None and not isinstance(rng, np.random.Generator):
+        raise ValueError(f"{where}: np_random must be a numpy.random.Generator (checkpoints save its "
+                         f"bit_generator state), got {type(rng).__name__}; use gymnasium.utils.seeding.np_random")
+    if rng is None and not _same(first, _play(env, agents, where, seed=None)):
+        raise ValueError(f"{where}: a second episode without a seed differed from the first, but the env has no "
+                         "np_random: draw random numbers from self.np_random (self.np_random, _ = "
+                         "gymnasium.utils.seeding.np_random(seed) in reset) so checkpoints can save and restore "
+                         "them")
+
+
+def _check_spaces(env: Any, agents: list[str], where: str) -> None:
+    obs_space, act_space = env.observation_space(agents[0]), env.action_space(agents[0])
+    if not isinstance(obs_space, spaces.Box):
+        raise TypeError(f"{where}: agents need Box observations, {agents[0]} has {obs_space}; flatten them into "
+                        "one float vector (gymnasium.spaces.flatten_space / flatten) or subclass Task")
+    if not isinstance(act_space, spaces.Discrete):
+        raise TypeError(f"{where}: agents need Discrete actions, {agents[0]} has {act_space}")
+    for a in agents[1:]:
+        if env.action_space(a) != act_space or env.observation_space(a).shape != obs_space.shape:
+            raise ValueError(f"{where}: agent {a} has spaces {env.observation_space(a)}, {env.action_space(a)}; "
+                             f"{agents[0]} has {obs_space}, {act_space}; a task needs equal spaces for all agents")
+
+
+def _check_state(env: Any, where: str) -> None:
+    """``state()`` and ``state_space`` must come together (the wrapper shows ``state()`` only with the space)."""
+    declared = getattr(env, "state_space", None)
+    try:
+        state = np.asarray(env.state())
+    except (AttributeError, NotImplementedError):
+        state = None
+    if state is not None and declared is None:
+        raise ValueError(f"{where} defines state() but no state_space: add self.state_space = "
+                         f"gymnasium.spaces.Box(low, high, shape={state.shape}, dtype=np.float32) in __init__ (the "
+                         "designer sees state() only when state_space declares it), or remove state()")
+    if declared is not None and state is None:
+        raise ValueError(f"{where} declares state_space but state() is not implemented: implement state() or "
+                         "remove state_space")
+    if declared is not None and state is not None and tuple(declared.shape) != state.shape:
+        raise ValueError(f"{where}: state() has shape {state.shape} but state_space has {declared.shape}")
+
+
+def _play(env: Any, agents: list[str], where: str, seed: int | None) -> list[Any]:
+    """One probe episode (at most ``_CHECK_STEPS`` steps, fixed actions), checking the agent sets; its record."""
+    obs, infos = env.reset(seed=seed)
+    if list(env.agents) != agents:
+        raise ValueError(f"{where}: after reset env.agents must be possible_agents {agents}, got {env.agents}")
+    for what, value in (("observations", obs), ("infos", infos)):
+        if not isinstance(value, Mapping) or set(value) != set(agents):
+            keys = sorted(value) if isinstance(value, Mapping) else value
+            raise ValueError(f"{where}: reset must return {what} for exactly the agents {agents}, got {keys}")
+    n_actions = int(env.action_space(agents[0]).n)
+    record: list[Any] = [{a: np.asarray(o) for a, o in obs.items()}]
+    for t in range(_CHECK_STEPS):
+        live = list(env.agents)
+        if not live:
+            break
+        actions = {a: (t + i) % n_actions for i, a in enumerate(live)}
+        out = env.step(actions)
+        for what, value in zip(("observations", "rewards", "terminations", "truncations", "infos"), out):
+            if not isinstance(value, Mapping) or not set(live) <= set(value) <= set(agents):
+                keys = sorted(value) if isinstance(value, Mapping) else value
+                raise ValueError(f"{where}: step {t} must return {what} for the acting agents {sorted(live)}, "
+                                 f"got {keys}")
+        record.append(({a: np.asarray(o) for a, o in out[0].items()}, dict(out[1])))
+    return record
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Exact equality of two probe records (dicts, tuples and arrays)."""
+    if isinstance(a, Mapping):
+        return isinstance(b, Mapping) and set(a) == set(b) and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return isinstance(b, (list, tuple)) and len(a) == len(b) and all(map(_same, a, b))
+    return bool(np.array_equal(np.asarray(a), np.asarray(b)))
+
+
 class Task:
     """Everything the trainer and designers need to know about one game.
 
@@ -228,8 +355,12 @@ class Task:
             **env_kwargs)``); default: :func:`~incentive_envs.vector.batch_of` over ``make_env``.
 
     Attributes probed from one env: ``agents`` (the order on dim N of every tensor), ``obs_shape`` and
-    ``n_actions`` (shared by all agents), ``state_shape`` (the designer's observation before flattening:
-    ``env.state()`` when the game has one, else the agents' observations concatenated).
+    ``n_actions`` (shared by all agents), ``action_names`` (the env's ``action_names``, when it names its
+    actions: log columns use them), ``state_shape`` (the designer's observation before flattening:
+    ``env.state()`` when the game declares a ``state_space``, else the agents' observations concatenated).
+
+    Raises:
+        TypeError, ValueError: the game does not fit (:func:`check_game`; the message says what to add).
     """
 
     info_metrics: tuple[str, ...] = ()
@@ -256,21 +387,17 @@ class Task:
         self.optimum = optimum
         self.env_kwargs = dict(env_kwargs or {})
         env = make_env()
+        check_game(env, make_env, name)
         self.agents = tuple(env.possible_agents)
         obs_space = env.observation_space(self.agents[0])
-        act_space = env.action_space(self.agents[0])
-        if not isinstance(act_space, spaces.Discrete) or not isinstance(obs_space, spaces.Box):
-            raise TypeError(f"task {name!r} needs Box observations and Discrete actions, got {obs_space} and "
-                            f"{act_space}")
-        for a in self.agents:
-            if env.action_space(a) != act_space or env.observation_space(a).shape != obs_space.shape:
-                raise ValueError(f"agent {a} has different spaces from {self.agents[0]}; a task needs equal spaces")
         self.obs_shape = tuple(int(s) for s in obs_space.shape)
-        self.n_actions = int(act_space.n)
+        self.n_actions = int(env.action_space(self.agents[0]).n)
+        self.action_names: tuple[str, ...] | None = _action_names(env, self.n_actions)
         env.reset(seed=0)
-        try:
+        # the wrapper's rule (wrappers.core.has_state): the designer sees state() only where state_space says so
+        if has_state(env):
             self.state_shape = tuple(np.asarray(env.state(), dtype=np.float32).shape)
-        except (AttributeError, NotImplementedError):
+        else:
             self.state_shape = (len(self.agents) * int(np.prod(self.obs_shape)),)
         env.close()
 

@@ -34,7 +34,7 @@ from designer.config import DesignerConfig, TrainConfig, config_from_dict, confi
 from designer.learners import LearnerConfig
 from designer.registry import algorithm_entry, algorithm_names
 from designer.task import Task
-from designer.tasks import make_task, task_names
+from designer.tasks import import_task_module, make_task, task_names, task_reference
 
 __all__ = ["AlgorithmSpec", "Sweep", "TaskSpec", "Trial", "Variant", "check_finite"]
 
@@ -83,22 +83,35 @@ def _slug(value: Any) -> str:
 
 @dataclass(frozen=True)
 class TaskSpec:
-    """A task of the grid: its registered name, keyword arguments and the label used in trial names."""
+    """A task of the grid: its name, keyword arguments and the label used in trial names.
+
+    ``task`` is a registered name or a ``"module:attribute"`` reference (:func:`designer.tasks.make_task`). A task
+    registered outside the library is stored as ``"<module>:<name>"`` (:func:`designer.registry.task_reference`),
+    so the spec file, its trials and Ray workers import that module before they build the task.
+    """
 
     task: str
     task_kwargs: Mapping[str, Any] = field(default_factory=dict)
     label: str = ""
 
     def __post_init__(self) -> None:
-        if self.task not in task_names():
-            raise KeyError(f"unknown task {self.task!r}; known tasks: {sorted(task_names())}")
+        if not isinstance(self.task, str):
+            raise TypeError(f"task must be a task name, got {self.task!r}")
+        if ":" in self.task:
+            import_task_module(self.task.rpartition(":")[0])
+        elif self.task not in task_names():
+            raise KeyError(f"unknown task {self.task!r}; known tasks: {sorted(task_names())} (a task of your own: "
+                           "'package.module:factory', or register_task it in a module the spec names that way)")
+        object.__setattr__(self, "task", task_reference(self.task))
         if not isinstance(self.task_kwargs, Mapping):
             raise TypeError(f"task_kwargs of {self.task!r} must be a dict, got {type(self.task_kwargs).__name__}")
         check_finite(f"task {self.task!r} task_kwargs", self.task_kwargs)
         object.__setattr__(self, "task_kwargs", dict(self.task_kwargs))
         if not self.label:
             suffix = "".join(f"_{k}{_slug(v)}" for k, v in sorted(self.task_kwargs.items()))
-            object.__setattr__(self, "label", self.task + suffix)
+            name = self.task.rpartition(":")[2]  # a reference's factory or registered name
+            base = name if _LABEL.match(name) and "__" not in name else _slug(name)
+            object.__setattr__(self, "label", base + suffix)
         _check_label("task", self.label)
 
 

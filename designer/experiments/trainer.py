@@ -35,7 +35,7 @@ from designer.experiments.checkpoint import check_state_like, load_checkpoint, s
 from designer.experiments.runfolder import RunLock, claim_run_folder
 from designer.extras import require
 from designer.learners import AgentLearner, LearnerConfig, Params
-from designer.registry import make_designer
+from designer.registry import make_designer, task_reference
 from designer.rollout import EpisodeStats, IncentivePolicy, RolloutWorker
 from designer.tasks import Task, make_task
 
@@ -282,7 +282,7 @@ class Trainer:
         self.pending, metrics = self.designer.iterate(self.learner, self.collect, self.pending)
         self.progress.iterations += 1
         for k, v in metrics.items():
-            self.progress.train_metrics.setdefault(k, []).append(v)
+            self.progress.train_metrics.setdefault(k, []).append(float(v))
 
     def _evaluate_and_log(self) -> None:
         try:
@@ -351,7 +351,8 @@ class Trainer:
                                  critic_opt=lr.critic_opt.state_dict())
         p = self.progress
         return {
-            "train_config": config_to_dict(self.config),
+            # a task registered outside the library is stored as "<module>:<name>", imported again on load
+            "train_config": {**config_to_dict(self.config), "task": task_reference(self.config.task)},
             "designer_config": config_to_dict(self.designer_config),
             "learner_config": config_to_dict(self.learner_config),
             "task_name": self.task.name,
