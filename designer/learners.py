@@ -218,33 +218,54 @@ class AgentLearner:
         return self
 
     # ------------------------------------------------------------------ losses
-    def values(self, batch: Batch) -> tuple[Tensor, Tensor]:
-        """Critic values ``V(o)`` (main network) and ``V(o')`` (target network) as constants ``[B, T, N]``."""
+    def critic_params(self) -> tuple[Params, Params]:
+        """The critic's and its target's parameters (stacked runs: with a leading run axis)."""
+        if self.critic is None or self.critic_target is None:
+            raise RuntimeError("this learner has no critic")
+        return dict(self.critic.named_parameters()), dict(self.critic_target.named_parameters())
+
+    def critic_values(self, params: Params, target: Params, batch: Batch) -> tuple[Tensor, Tensor]:
+        """``V(o)`` under ``params`` and ``V(o')`` under ``target`` as constants ``[B, T, N]`` (one run)."""
         if self.critic is None or self.critic_target is None:
             raise RuntimeError("this learner has no critic")
         with torch.no_grad():
-            v = self.critic(batch.obs).squeeze(-1)
-            v_next = self.critic_target(batch.next_obs).squeeze(-1)
+            v = functional_call(self.critic, params, (batch.obs,)).squeeze(-1)
+            v_next = functional_call(self.critic_target, target, (batch.next_obs,)).squeeze(-1)
         return v, v_next
 
-    def update_critic(self, batch: Batch, rewards: Tensor) -> float:
-        """One Adam TD(0) step of the critic on ``rewards`` (detached), then a soft target update."""
-        if self.critic is None or self.critic_target is None or self.critic_opt is None:
-            return 0.0
-        cfg = self.config
+    def critic_loss(self, params: Params, target: Params, batch: Batch, rewards: Tensor) -> Tensor:
+        """The critic's TD(0) loss on ``rewards`` (detached) under ``params``, bootstrapping from ``target``."""
+        if self.critic is None or self.critic_target is None:
+            raise RuntimeError("this learner has no critic")
         with torch.no_grad():
-            v_next = self.critic_target(batch.next_obs).squeeze(-1)
+            v_next = functional_call(self.critic_target, target, (batch.next_obs,)).squeeze(-1)
             not_term = 1.0 - batch.terminated.to(v_next.dtype).unsqueeze(-1)
-            target = rewards.detach() + cfg.gamma * not_term * v_next
-        v = self.critic(batch.obs).squeeze(-1)
-        loss = ((target - v) ** 2 * batch.mask).sum() / batch.mask.sum().clamp_min(1.0)
+            td_target = rewards.detach() + self.config.gamma * not_term * v_next
+        v = functional_call(self.critic, params, (batch.obs,)).squeeze(-1)
+        return ((td_target - v) ** 2 * batch.mask).sum() / batch.mask.sum().clamp_min(1.0)
+
+    def values(self, batch: Batch) -> tuple[Tensor, Tensor]:
+        """Critic values ``V(o)`` (main network) and ``V(o')`` (target network) as constants ``[B, T, N]``."""
+        return self.critic_values(*self.critic_params(), batch)
+
+    def update_critic(self, batch: Batch, rewards: Tensor) -> float | Tensor:
+        """One Adam TD(0) step of the critic on ``rewards`` (detached), then a soft target update; returns the
+        loss (per run for stacked runs)."""
+        if self.critic is None or self.critic_opt is None:
+            return 0.0
+        params, target = self.critic_params()
+        loss = self._critic_losses(params, target, batch, rewards)
         self.critic_opt.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.sum().backward()
         self.critic_opt.step()
         with torch.no_grad():
-            for p_t, p in zip(self.critic_target.parameters(), self.critic.parameters()):
-                p_t.lerp_(p, cfg.target_tau)
-        return float(loss.detach())
+            for k, p_t in target.items():
+                p_t.lerp_(params[k], self.config.target_tau)
+        return float(loss.detach()) if loss.dim() == 0 else loss.detach()
+
+    def _critic_losses(self, params: Params, target: Params, batch: Batch, rewards: Tensor) -> Tensor:
+        """The critic loss of this run (stacked learners: one per run)."""
+        return self.critic_loss(params, target, batch, rewards)
 
     def loss(self, params: Params, batch: Batch, rewards: Tensor, values: tuple[Tensor, Tensor] | None) -> Tensor:
         """The agents' surrogate loss on ``batch`` with per-step total rewards ``rewards`` ``[B, T, N]``.

@@ -32,6 +32,7 @@ __all__ = [
     "RunAxis",
     "StackedLearner",
     "StackedModule",
+    "fast_stacked_forward",
     "stack_optimizer_states",
     "stack_tensors",
     "unstack_optimizer_state",
@@ -193,8 +194,8 @@ class StackedLearner(AgentLearner):
     learners, not from a configuration, so the base initialiser is not called).
 
     ``loss`` is the sum over runs of each run's own loss (``AgentLearner.loss`` vmapped), so ``inner_update``'s
-    gradient and elementwise step are each run's own. REINFORCE learners only: a critic would need its own
-    stacked optimizer (not built yet), so actor-critic and PPO learners raise :class:`CannotStack`.
+    gradient and elementwise step are each run's own. A critic (actor-critic, PPO) is stacked the same way: its
+    parameters, target and Adam moments on the run axis, one Adam step on the sum of the runs' TD losses.
 
     Args:
         learners: the runs' learners (same configuration, same iteration count); ``learners[0]`` evaluates the
@@ -203,9 +204,6 @@ class StackedLearner(AgentLearner):
 
     def __init__(self, learners: Sequence[AgentLearner]) -> None:
         base = learners[0]
-        if base.critic is not None:
-            raise CannotStack(f"agent learners of kind {base.config.kind!r} have a critic, which the stacked path "
-                              "does not train yet (REINFORCE learners stack)")
         for s, other in enumerate(learners):
             if other.config != base.config or other.iteration != base.iteration:
                 raise CannotStack(f"run {s}'s agent learner differs from run 0's (configuration or iteration)")
@@ -218,8 +216,16 @@ class StackedLearner(AgentLearner):
         self.n_runs = len(learners)
         self.net = base.net
         self._fast = fast_stacked_forward(base.net)
-        self.critic = self.critic_target = None
-        self.critic_opt = None
+        self.critic, self.critic_target, self.critic_opt = base.critic, base.critic_target, None
+        self._critic: Params = {}
+        self._target: Params = {}
+        if base.critic is not None:
+            pairs = [lr.critic_params() for lr in learners]
+            self._critic = {k: v.requires_grad_(True) for k, v in stack_tensors([c for c, _ in pairs]).items()}
+            self._target = stack_tensors([t for _, t in pairs])
+            self.critic_opt = torch.optim.Adam(list(self._critic.values()), lr=base.config.critic_lr)
+            self.critic_opt.load_state_dict(stack_optimizer_states(
+                [lr.critic_opt.state_dict() for lr in learners if lr.critic_opt is not None]))
         stacked = stack_tensors([lr.params for lr in learners])
         self.params: Params = {k: v.requires_grad_(True) for k, v in stacked.items()}
         moments = [lr.opt_state for lr in learners]
@@ -249,8 +255,22 @@ class StackedLearner(AgentLearner):
         return vmap(self.base.logits)(dict(params), obs)
 
     def loss(self, params: Params, batch: Batch, rewards: Tensor, values: tuple[Tensor, Tensor] | None) -> Tensor:
-        """The sum over runs of each run's :meth:`AgentLearner.loss` (batch and rewards ``[S, B, T, N]``)."""
-        return vmap(lambda p, b, r: self.base.loss(p, b, r, None))(params, batch, rewards).sum()
+        """The sum over runs of each run's :meth:`AgentLearner.loss` (batch, rewards, values ``[S, B, T, N]``)."""
+        if values is None:
+            return vmap(lambda p, b, r: self.base.loss(p, b, r, None))(params, batch, rewards).sum()
+        return vmap(lambda p, b, r, v: self.base.loss(p, b, r, v))(params, batch, rewards, values).sum()
+
+    def critic_params(self) -> tuple[Params, Params]:
+        if not self._critic:
+            raise RuntimeError("this learner has no critic")
+        return self._critic, self._target
+
+    def values(self, batch: Batch) -> tuple[Tensor, Tensor]:
+        """Every run's critic values ``[S, B, T, N]`` (constants)."""
+        return vmap(self.base.critic_values)(*self.critic_params(), batch)
+
+    def _critic_losses(self, params: Params, target: Params, batch: Batch, rewards: Tensor) -> Tensor:
+        return vmap(self.base.critic_loss)(params, target, batch, rewards)
 
     def unstack_into(self, learners: Sequence[AgentLearner]) -> None:
         """Write each run's slice back into its own learner (before an evaluation or a checkpoint)."""
@@ -260,3 +280,10 @@ class StackedLearner(AgentLearner):
                                     {k: v[s].clone() for k, v in self.opt_state.exp_avg_sq.items()},
                                     self.opt_state.step)
             lr.iteration = self.iteration
+            if lr.critic is not None and lr.critic_target is not None and lr.critic_opt is not None:
+                with torch.no_grad():
+                    for module, stacked in ((lr.critic, self._critic), (lr.critic_target, self._target)):
+                        for k, p in module.named_parameters():
+                            p.copy_(stacked[k][s])
+                if self.critic_opt is not None:
+                    lr.critic_opt.load_state_dict(unstack_optimizer_state(self.critic_opt.state_dict(), s))

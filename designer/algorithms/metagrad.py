@@ -88,16 +88,16 @@ class MetaGradDesigner(Designer):
         self._incentive = self._make_incentive()
         self.runs = RunAxis()
         self._stacked: Params = {}  # the stacked runs' parameters (stack_runs), keyed as the network's
+        self._stacked_critic: tuple[Params, Params] = ({}, {})  # and their critic's and its target's
 
     # ------------------------------------------------------------ stacked runs
     @classmethod
     def stack_runs(cls, designers: Sequence[Designer]) -> MetaGradDesigner:
         """One designer training S runs' incentive networks as one program (:mod:`designer.stacked`): their
-        parameters and both optimizers' moments stacked on a leading run axis.
+        parameters, critic and every optimizer's moments stacked on a leading run axis.
 
         Raises:
-            CannotStack: the designers are not all plain MetaGrad designers of one configuration and iteration,
-                or use the designer critic (not stacked yet).
+            CannotStack: the designers are not all plain MetaGrad designers of one configuration and iteration.
         """
         runs: list[MetaGradDesigner] = []
         for s, d in enumerate(designers):
@@ -107,18 +107,28 @@ class MetaGradDesigner(Designer):
                 raise CannotStack(f"run {s}'s designer differs from run 0's (configuration or iteration)")
             runs.append(d)
         first = runs[0]
-        if first.config.use_critic:
-            raise CannotStack("the designer critic (use_critic=True) does not stack yet")
         out = cls.__new__(cls)
         Designer.__init__(out, first.task, first.config)
         out.iteration = first.iteration
-        out.critic = out.critic_target = None
-        out.critic_opt = None
+        n = len(runs)
         stacked = {k: v.requires_grad_(True)
                    for k, v in stack_tensors([dict(d.net.named_parameters()) for d in runs]).items()}
-        out.runs = RunAxis(len(runs))
-        out.net = StackedModule(first.net, lambda: stacked, len(runs))
+        out.runs = RunAxis(n)
+        out.net = StackedModule(first.net, lambda: stacked, n)
         out._stacked = stacked
+        out.critic = out.critic_target = None
+        out.critic_opt = None
+        out._stacked_critic = ({}, {})
+        if first.critic is not None and first.critic_target is not None:
+            pairs = [d._critic_params() for d in runs]
+            critic = {k: v.requires_grad_(True) for k, v in stack_tensors([c for c, _ in pairs]).items()}
+            target = stack_tensors([t for _, t in pairs])
+            out._stacked_critic = (critic, target)
+            out.critic = StackedModule(first.critic, lambda: critic, n)
+            out.critic_target = StackedModule(first.critic_target, lambda: target, n)
+            out.critic_opt = torch.optim.Adam(list(critic.values()), lr=first.config.critic_lr)
+            out.critic_opt.load_state_dict(stack_optimizer_states(
+                [d.critic_opt.state_dict() for d in runs if d.critic_opt is not None]))
         out._params = list(stacked.values())
         out.optim = _Optimizers(out._params, first.config)
         out.optim.main.load_state_dict(stack_optimizer_states([d.optim.main.state_dict() for d in runs]))
@@ -139,6 +149,13 @@ class MetaGradDesigner(Designer):
                 for k, p in d.net.named_parameters():
                     p.copy_(self._stacked[k][s])
             d.optim.main.load_state_dict(unstack_optimizer_state(main, s))
+            if d.critic is not None and d.critic_target is not None and d.critic_opt is not None:
+                with torch.no_grad():
+                    for module, values in zip((d.critic, d.critic_target), self._stacked_critic):
+                        for k, p in module.named_parameters():
+                            p.copy_(values[k][s])
+                if self.critic_opt is not None:
+                    d.critic_opt.load_state_dict(unstack_optimizer_state(self.critic_opt.state_dict(), s))
             if d.optim.cost is not None and cost is not None:
                 d.optim.cost.load_state_dict(unstack_optimizer_state(cost, s))
             d.iteration = self.iteration
@@ -147,10 +164,16 @@ class MetaGradDesigner(Designer):
         """``fn`` on one run, or vmapped over the stacked runs with each run's network parameters bound."""
         if not self.runs.stacked:
             return fn
-        net = self.net
-        if not isinstance(net, StackedModule):  # pragma: no cover - stack_runs installs it
-            raise TypeError("a stacked MetaGrad designer evaluates a StackedModule")
-        return self.runs.map(fn, bind=net.bind, params=self._stacked)
+        modules = [m for m in (self.net, self.critic, self.critic_target) if m is not None]
+        if not all(isinstance(m, StackedModule) for m in modules):  # pragma: no cover - stack_runs installs them
+            raise TypeError("a stacked MetaGrad designer evaluates StackedModules")
+        params = (self._stacked, *self._stacked_critic)[: len(modules)]
+
+        def bind(values: tuple[Params, ...] | None) -> None:
+            for i, m in enumerate(modules):
+                m.bind(None if values is None else values[i])  # type: ignore[operator]
+
+        return self.runs.map(fn, bind=bind, params=params)
 
     def _make_net(self) -> nn.Module:
         """The designer's network (a subclass with another kind of output, such as tax rates, overrides it)."""
@@ -202,21 +225,36 @@ class MetaGradDesigner(Designer):
             w = (w - mean) / std * batch.step_mask
         return w.detach()
 
-    def _update_critic(self, batch: Batch) -> float:
-        if self.critic is None or self.critic_target is None or self.critic_opt is None:
-            return 0.0
+    def _critic_loss(self, batch: Batch) -> Tensor:
+        """The designer critic's TD(0) loss on the designer's rewards (one run)."""
+        if self.critic is None or self.critic_target is None:
+            raise RuntimeError("this designer has no critic")
         with torch.no_grad():
             not_term = 1.0 - batch.terminated
             target = batch.designer_reward + self.config.gamma * not_term * self.critic_target(batch.next_state)
         v = self.critic(batch.state)
-        loss = (((target - v) ** 2) * batch.step_mask).sum() / batch.step_mask.sum().clamp_min(1.0)
+        return (((target - v) ** 2) * batch.step_mask).sum() / batch.step_mask.sum().clamp_min(1.0)
+
+    def _update_critic(self, batch: Batch) -> float | Tensor:
+        if self.critic is None or self.critic_opt is None:
+            return 0.0
+        loss = self._per_run(self._critic_loss)(batch)
         self.critic_opt.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.sum().backward()
         self.critic_opt.step()
+        critic, target = self._critic_params()
         with torch.no_grad():
-            for p_t, p in zip(self.critic_target.parameters(), self.critic.parameters()):
-                p_t.lerp_(p, self.config.critic_tau)
-        return float(loss.detach())
+            for k, p_t in target.items():
+                p_t.lerp_(critic[k], self.config.critic_tau)
+        return _metric(loss)
+
+    def _critic_params(self) -> tuple[Params, Params]:
+        """The designer critic's and its target's parameters (stacked runs: with the run axis)."""
+        if self.runs.stacked:
+            return self._stacked_critic
+        if self.critic is None or self.critic_target is None:
+            raise RuntimeError("this designer has no critic")
+        return dict(self.critic.named_parameters()), dict(self.critic_target.named_parameters())
 
     def outer_loss(self, learner: AgentLearner, theta_hat: Params, validation: Batch) -> Tensor:
         """``-agg_t W_t sum_i log pi_theta_hat(a'_i | o'_i)`` on the validation batch."""

@@ -74,10 +74,11 @@ def _add_common(p: argparse.ArgumentParser) -> None:
                    help="collect the B episodes with the batched rollout (one batched env; same results within "
                         "float rounding; faster for B > 1)")
     p.add_argument("--seeds", type=_NON_NEGATIVE, nargs="+", default=[0], help="one run per seed")
-    p.add_argument("--stack", action=argparse.BooleanOptionalAction, default=True,
+    p.add_argument("--stack", choices=("auto", "on", "off"), default="auto",
                    help="train the seeds of an algorithm as one stacked program (vectorized across seeds: the "
-                        "same runs within float rounding, several times faster) where the designer, agents and "
-                        "game allow it; --no-stack trains them one by one")
+                        "same runs within float rounding): 'auto' where the designer, agents and game allow it and "
+                        "their networks are MLPs (where it was measured faster), 'on' also with conv networks, "
+                        "'off' one by one")
     p.add_argument("--workers", type=_POSITIVE, default=1,
                    help="processes to spread each algorithm's seeds over (e.g. 2 on a 2-core machine)")
     p.add_argument("--eval-period", type=_POSITIVE, default=100)
@@ -196,13 +197,16 @@ def run_one(args: argparse.Namespace, algorithm: str, seed: int) -> Trainer:
 
 
 def run_seeds(args: argparse.Namespace, algorithm: str, seeds: Sequence[int]) -> list[Trainer]:
-    """Train ``algorithm`` for every seed in this process: as one stacked program with ``--stack`` (the default)
-    when the designer, agents and game allow it (:class:`~designer.experiments.seed_stack.SeedStack`), else one
-    by one, saying why."""
-    if args.stack and len(seeds) > 1:
+    """Train ``algorithm`` for every seed in this process: as one stacked program
+    (:class:`~designer.experiments.seed_stack.SeedStack`) as ``--stack`` says and the designer, agents and game
+    allow, else one by one, saying why."""
+    if args.stack != "off" and len(seeds) > 1:
         try:
             trainers = [build_trainer(args, algorithm, seed, vectorized=True) for seed in seeds]
             stack = SeedStack(trainers)
+            if args.stack == "auto" and not stack.mlp_only:
+                raise CannotStack("conv networks: stacking them was measured slower than one by one here; "
+                                  "--stack on forces it")
         except (CannotStack, CannotBatch) as err:
             print(f"{algorithm}: seeds {list(seeds)} train one by one ({err})")
         else:

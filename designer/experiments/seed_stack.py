@@ -28,7 +28,7 @@ from designer.experiments.runfolder import RunLock, claim_run_folder
 from designer.experiments.trainer import Trainer
 from designer.learners import Params
 from designer.rollout import EpisodeStats
-from designer.stacked import CannotStack, StackedLearner
+from designer.stacked import CannotStack, StackedLearner, StackedModule, fast_stacked_forward
 
 __all__ = ["SeedStack", "stack_batches", "unstack_batch"]
 
@@ -91,6 +91,14 @@ class SeedStack:
         self.worker.set_rng_states([s for t in self.trainers for s in t.worker.rng_states()])
         pending = [t.pending for t in self.trainers]
         self.pending = None if pending[0] is None else stack_batches([p for p in pending if p is not None])
+
+    @property
+    def mlp_only(self) -> bool:
+        """Whether every network the rollouts evaluate has a batched-matmul stacked form (the library's MLPs):
+        where stacking was measured to pay off. Conv networks go through ``vmap`` (correct, not faster here)."""
+        nets = [self.learner.net, getattr(self.designer, "net", None)]
+        return all(n is None or fast_stacked_forward(n.template if isinstance(n, StackedModule) else n) is not None
+                   for n in nets)
 
     def _check_compatible(self) -> None:
         first = self.trainers[0]

@@ -22,7 +22,7 @@ def _welfare(tmp: Path, *extra: str, algorithms: tuple[str, ...] = ("metagrad",)
 def test_stacked_seeds_equal_one_by_one_and_across_processes(tmp_path: Path,
                                                             capsys: pytest.CaptureFixture[str]) -> None:
     stacked = _welfare(tmp_path / "stacked")
-    assert _welfare(tmp_path / "alone", "--no-stack") == stacked
+    assert _welfare(tmp_path / "alone", "--stack", "off") == stacked
     assert _welfare(tmp_path / "workers", "--workers", "2") == stacked
     assert (tmp_path / "stacked" / "er_n3_m1" / "metagrad" / "seed1" / "checkpoint.pt").exists()
     assert "train one by one" not in capsys.readouterr().out

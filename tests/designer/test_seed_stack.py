@@ -132,3 +132,25 @@ def test_designers_without_a_stacked_form_are_refused() -> None:
         SeedStack([_trainer(s, algorithm="dual_rl") for s in (0, 1)])
     with pytest.raises(CannotStack, match="lr"):
         SeedStack([_trainer(0), _trainer(1, lr=1e-3)])
+
+
+def test_stacked_critics_equal_their_runs_alone() -> None:
+    """Cleanup: actor-critic agents (critic, target, Adam) and the designer critic stack too."""
+    def cleanup(seed: int) -> Trainer:
+        return Trainer(TrainConfig(task="cleanup", episodes=8, batch_episodes=2, seed=seed, progress=False,
+                                   vectorized=True, eval_episodes=1, eval_period=4))
+
+    stacked = [cleanup(s) for s in (0, 1)]
+    stack = SeedStack(stacked)
+    assert not stack.mlp_only  # conv networks: the CLI's --stack auto trains them one by one
+    stack.train()
+    for s, t in zip((0, 1), stacked):
+        alone = cleanup(s)
+        alone.train()
+        assert _welfare(t) == _welfare(alone)
+        assert t.learner.critic is not None and alone.learner.critic is not None
+        assert t.designer.critic is not None and alone.designer.critic is not None
+        mine = [*_params(t), *t.learner.critic.parameters(), *t.designer.critic.parameters()]
+        theirs = [*_params(alone), *alone.learner.critic.parameters(), *alone.designer.critic.parameters()]
+        for a, b in zip(mine, theirs):
+            torch.testing.assert_close(a.detach(), b.detach(), rtol=1e-4, atol=1e-5)
