@@ -56,6 +56,7 @@ SMALL_GAME = Preset(
     "small games: Adam REINFORCE agents (lr 0.01, 16 hidden), MetaGrad paying up to 4 per action (lr 0.03)",
     learner=LearnerConfig(optimizer="adam", lr=1e-2, entropy_coef=0.01, hidden=(16,)),
     designer=DesignerConfig(scale=4.0, lr=3e-2, cost_lr=1e-3),
+    batch_episodes=8,
 )
 
 PRESETS: Mapping[str, Preset] = {SMALL_GAME.name: SMALL_GAME}
@@ -78,6 +79,7 @@ def apply_preset(task: Task, name: str) -> Task:
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; presets: {list(preset_names())}")
     task.learner, task.designer = PRESETS[name].learner, PRESETS[name].designer
+    task.preset = name
     return task
 
 

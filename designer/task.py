@@ -367,6 +367,8 @@ class Task:
     """Numeric ``infos`` keys summed per episode and reported in evaluations (``info/<key>``)."""
     designers: Mapping[str, DesignerFactory] | None = None
     """The task's own implementation of registered algorithms (None: the registry's designers)."""
+    preset: str = "task"
+    """The settings preset its ``learner`` and ``designer`` come from (:func:`designer.presets.apply_preset`)."""
 
     def __init__(
         self,

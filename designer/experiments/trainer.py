@@ -19,6 +19,7 @@ import csv
 import math
 import os
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,6 +47,8 @@ _ENV_SEED_STRIDE = 1_000
 SOLVED_FRACTION = 0.95
 """Welfare fraction of the optimum at which a run counts as solved (and ``solved.pt`` is written)."""
 _EVAL_SEED_OFFSET = 7_919
+ZERO_META_GRAD_PATIENCE = 50
+"""Iterations in a row with an exactly-zero meta-gradient after which the trainer warns (once)."""
 
 
 @dataclass(frozen=True)
@@ -63,7 +66,9 @@ class EvalResult:
     info: dict[str, float] = field(default_factory=dict)
     action_counts: tuple[tuple[float, ...], ...] = ()
 
-    def row(self, agents: tuple[str, ...]) -> dict[str, float]:
+    def row(self, agents: tuple[str, ...], action_names: tuple[str, ...] | None = None) -> dict[str, float]:
+        """The log.csv row (columns documented in the README's "log.csv columns"): action columns are named
+        ``actions/<agent>/<action name>`` where the game names its actions, else by the action's index."""
         out: dict[str, float] = {
             "episode": self.episode,
             "welfare": self.welfare,
@@ -79,7 +84,7 @@ class EvalResult:
             out[f"info/{key}"] = value
         for a, counts in zip(agents, self.action_counts):
             for action, c in enumerate(counts):
-                out[f"actions/{a}/{action}"] = c
+                out[f"actions/{a}/{action if action_names is None else action_names[action]}"] = c
         return out
 
 
@@ -161,6 +166,8 @@ class Trainer:
         self._source: Path | None = None  # the checkpoint this trainer was resumed from
         self._claimed = False  # out_dir checked (and cleared with overwrite) for this run
         self._t0 = time.perf_counter()
+        self._zero_meta_grads = 0  # iterations in a row with an exactly-zero meta-gradient
+        self._bar: Any = None  # the progress bar while training
 
     # ----------------------------------------------------------------- plumbing
     def _worker(self, n_envs: int, seed: int, eval_seed: int | None = None) -> Worker:
@@ -241,8 +248,10 @@ class Trainer:
         if cfg.progress:
             from tqdm.auto import tqdm
 
-            bar = tqdm(total=cfg.episodes, initial=self.progress.episodes, unit="ep",
+            # disable=None: no bar when stderr is not a terminal (a redirected log gets no line per update)
+            bar = tqdm(total=cfg.episodes, initial=self.progress.episodes, unit="ep", disable=None,
                        desc=f"{self.designer_config.algorithm} on {self.task.name}")
+        self._bar = bar
         try:
             while True:
                 if self.progress.episodes >= self.progress.next_eval:
@@ -258,8 +267,6 @@ class Trainer:
                     ) from err
                 if bar is not None:
                     bar.update(self.progress.episodes - before)
-                    last = self.progress.history[-1]
-                    bar.set_postfix(welfare=f"{last.welfare:.2f}", paid=f"{last.incentives:.2f}")
                 if cfg.checkpoint_period and self.out_dir is not None and (
                     self.progress.episodes // cfg.checkpoint_period > before // cfg.checkpoint_period
                 ):
@@ -269,6 +276,7 @@ class Trainer:
             if self.progress.history[-1].episode != self.progress.episodes:
                 self._evaluate_and_log()
         finally:
+            self._bar = None
             if bar is not None:
                 bar.close()
             if self._tb is not None:
@@ -281,8 +289,24 @@ class Trainer:
             return
         self.pending, metrics = self.designer.iterate(self.learner, self.collect, self.pending)
         self.progress.iterations += 1
+        self._watch_meta_gradient(metrics.get("meta_grad_norm"))
         for k, v in metrics.items():
             self.progress.train_metrics.setdefault(k, []).append(float(v))
+
+    def _watch_meta_gradient(self, norm: Any) -> None:
+        """Warn once when the meta-gradient has been exactly zero for :data:`ZERO_META_GRAD_PATIENCE` iterations
+        in a row: the designer cannot learn, and nothing else would say so."""
+        self._zero_meta_grads = self._zero_meta_grads + 1 if norm is not None and float(norm) == 0.0 else 0
+        if self._zero_meta_grads == ZERO_META_GRAD_PATIENCE:
+            warnings.warn(
+                f"the meta-gradient of {self.designer_config.algorithm!r} on task {self.task.name!r} has been exactly "
+                f"0 for {ZERO_META_GRAD_PATIENCE} iterations in a row (to episode {self.progress.episodes}): the "
+                "designer is not learning. The agents' update does not respond to the incentives: payments "
+                "saturated (DesignerConfig.scale), agents whose policy gradient vanishes (a single action, lr 0, "
+                "deterministic policies), or rewards that never reach the agents' loss; for a small game try the "
+                "small_game preset (designer.presets, --preset small_game)",
+                RuntimeWarning, stacklevel=2,
+            )
 
     def _evaluate_and_log(self) -> None:
         try:
@@ -300,12 +324,14 @@ class Trainer:
             and all(h.welfare < SOLVED_FRACTION * optimum for h in p.history)
         )
         p.history.append(result)
+        if self._bar is not None:  # the postfix changes only with an evaluation
+            self._bar.set_postfix(welfare=f"{result.welfare:.2f}", paid=f"{result.incentives:.2f}", refresh=False)
         if first_solved and self.out_dir is not None:
             # the designer's incentive at the moment it first induced near-optimal behaviour (for transfer)
             self.save(self.out_dir / "solved.pt")
         while p.next_eval <= p.episodes:
             p.next_eval += self.config.eval_period
-        row: dict[str, float] = result.row(self.task.agents)
+        row: dict[str, float] = result.row(self.task.agents, self.task.action_names)
         row["iteration"] = p.iterations
         row["wall_seconds"] = time.perf_counter() - self._t0
         for k in self.designer.metric_names:
