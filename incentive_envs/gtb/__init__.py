@@ -3,7 +3,8 @@
 - :class:`BatchedGTB`: the batched engine (B worlds, array actions in, arrays out); the PettingZoo env
   :mod:`incentive_envs.gather_trade_build` is this engine with one world.
 - :mod:`incentive_envs.gtb.components`: the rules (Build, ContinuousDoubleAuction, Gather,
-  PeriodicBracketTax, regeneration).
+  PeriodicBracketTax, regeneration); :mod:`incentive_envs.gtb.kernels`: their compiled inner loops.
+- :mod:`incentive_envs.gtb.observation`: the agents' observations and masks, the designer's state layout.
 - :mod:`incentive_envs.gtb.tax_models`: fixed tax baselines (free market, US federal 2018, Saez).
 - :mod:`incentive_envs.gtb.schema`: what a designer needs beyond the PettingZoo API, published by the game:
   :class:`GTBSchema` (observation and state layout, state decoders), :data:`STEP_INFO_KEYS` (the per-step

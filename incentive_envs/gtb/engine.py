@@ -4,7 +4,8 @@ This is the only implementation of the game's step. The PettingZoo env
 (:mod:`incentive_envs.gather_trade_build`) is this engine with ``n_envs=1``. Utilities, rewards and taxes are
 computed with the published rules of :mod:`incentive_envs.gtb.rewards` (:func:`~incentive_envs.gtb.utility`,
 :func:`~incentive_envs.gtb.agent_reward`, :func:`~incentive_envs.gtb.period_tax`), the functions a designer
-rebuilding the agents' rewards uses too.
+rebuilding the agents' rewards uses too. The components' inner loops are compiled
+(:mod:`incentive_envs.gtb.kernels`) and the observations are built by :mod:`incentive_envs.gtb.observation`.
 
 Each world has its own seeded generator, so world ``b`` of a batch reset with seeds ``[s_0, ..., s_{B-1}]``
 replays exactly the single env reset with seed ``s_b`` under the same actions. All of an episode's randomness

@@ -1,7 +1,8 @@
 """The Gather-Trade-Build agents' reward and tax rules as functions of the state, written once.
 
-These are the game's own rules, not a copy of them: the engine computes every agent's utility and reward with
-:func:`utility` and :func:`agent_reward` (:class:`incentive_envs.gtb.BatchedGTB`) and every enactment step's
+These are the game's own rules, not a copy of them: the engine computes every agent's utility with
+:func:`utility` and its reward as :func:`agent_reward` defines it, ``utility(...) - utility_before`` (from the
+utility it computes once per step; :class:`incentive_envs.gtb.BatchedGTB`), and every enactment step's
 taxes with :func:`period_tax` (:class:`incentive_envs.gtb.components.PeriodicBracketTax`). A designer that
 rebuilds the agents' rewards under other tax rates (e.g. differentiably, in torch) calls the same functions,
 so env and designer cannot drift apart. They are thin wrappers of :mod:`incentive_envs.economics` that read
