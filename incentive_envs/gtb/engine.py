@@ -315,7 +315,7 @@ class BatchedGTB:
         if s.tax_enacted:
             self._income_obs = np.sort(s.last_income, axis=-1) / self.config.tax_period
         regenerate(s, self._source_index, self._regrow[t])
-        total = s.total_coin
+        total = s.total_coin if s.tax_enacted else s.coin_pre_tax.copy()  # no tax: total coin is pre-tax coin
         before, self._utility = self._utility, utility(total, s.labour, self.config)
         reward = self._utility - before  # agent_reward(coin, labour, before): the change of utility
         return self._result(reward, total, done=s.timestep >= self._order.shape[0])
@@ -471,7 +471,7 @@ class BatchedGTB:
         previous metrics instead of recomputing them (equality alone is about a tenth of a step).
         """
         if self._metrics_of is None or not (total == self._metrics_of[0]).all():
-            self._metrics_of = (total, productivity(total), equality(total))
+            self._metrics_of = (total.copy(), productivity(total), equality(total))  # the caller gets total
         return self._metrics_of[1], self._metrics_of[2]
 
 

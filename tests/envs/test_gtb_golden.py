@@ -95,3 +95,20 @@ def test_single_env_trajectories_are_unchanged():
 def test_batched_trajectories_are_unchanged():
     for seed, digest in BATCHED.items():
         assert batched_digest(seed) == digest, seed
+
+
+def test_editing_returned_arrays_does_not_change_play():
+    """The engine reuses metrics and builds observations into fresh buffers: scribbling on every returned array
+    must not leak into later steps."""
+    clean, dirty = BatchedGTB(2), BatchedGTB(2)
+    a, b = clean.reset(seed=5), dirty.reset(seed=5)
+    rng = np.random.default_rng(1)
+    for _ in range(60):
+        acts = weighted_masked(a.obs.action_mask, rng)
+        for arr in (b.obs.data, b.obs.action_mask, b.reward, b.coin, b.coin_pre_tax, b.labour, b.income, b.tax_paid,
+                    b.lump_sum, b.marginal_rates, b.productivity, b.equality):
+            arr[...] = 7
+        a, b = clean.step(acts), dirty.step(acts)
+        assert np.array_equal(a.obs.data, b.obs.data) and np.array_equal(a.reward, b.reward)
+        assert np.array_equal(a.productivity, b.productivity) and np.array_equal(a.equality, b.equality)
+        assert np.array_equal(a.coin, b.coin) and np.array_equal(a.income, b.income)
