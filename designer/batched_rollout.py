@@ -25,6 +25,7 @@ import torch
 from numpy.typing import NDArray
 
 from designer.batch import Batch
+from designer.learners import action_log_probs, mixed_probs
 from designer.rollout import EpisodeStats, Policy, Recorder, action_counts, batch_from_steps, sample_actions
 from designer.task import CannotBatch, sum_over_agents
 from incentive_envs.matrix_vector import BatchedMatrixGame
@@ -86,13 +87,18 @@ def _sample(logits: torch.Tensor, epsilon: float, mask: torch.Tensor | None,
     if n_groups < 1 or logits.shape[0] % n_groups:
         raise ValueError(f"{logits.shape[0]} copies do not split into {n_groups} equal groups of stacked runs")
     size = logits.shape[0] // n_groups
+    probs, _ = mixed_probs(logits, epsilon, mask)  # what sample_actions draws from, for all groups at once
     actions = torch.zeros(logits.shape[:-1], dtype=torch.long)
-    logp = torch.zeros(logits.shape[:-1], dtype=logits.dtype)
+    sampled = torch.zeros(logits.shape[0], dtype=torch.bool)
     for g, gen in enumerate(generator):
         rows = slice(g * size, (g + 1) * size)
         if live[rows].any():
-            actions[rows], logp[rows] = sample_actions(logits[rows], epsilon, None if mask is None else mask[rows], gen)
-    return actions, logp
+            part = probs[rows]
+            actions[rows] = torch.multinomial(part.reshape(-1, part.shape[-1]), 1, generator=gen).reshape(
+                part.shape[:-1])
+            sampled[rows] = True
+    logp, _ = action_log_probs(logits, actions, epsilon, mask)
+    return actions, logp * sampled.reshape(-1, *([1] * (logp.dim() - 1)))
 
 
 def _rows(mask: NDArray[np.bool_], like: NDArray[Any]) -> NDArray[np.bool_]:

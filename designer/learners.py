@@ -212,11 +212,6 @@ class AgentLearner:
     def epsilon(self) -> float:
         return self.config.epsilon(self.iteration)
 
-    @property
-    def per_run(self) -> AgentLearner:
-        """The learner that evaluates one run's computations: itself (stacked runs: see designer.stacked)."""
-        return self
-
     # ------------------------------------------------------------------ losses
     def critic_params(self) -> tuple[Params, Params]:
         """The critic's and its target's parameters (stacked runs: with a leading run axis)."""
@@ -273,8 +268,12 @@ class AgentLearner:
         Summed over agents (independent agents: each agent's gradient is its own loss's gradient) and averaged
         over episodes; ``reduction`` decides sum vs mean over steps. Differentiable in ``params`` and ``rewards``.
         """
+        return self.loss_from_logits(self.logits(params, batch.obs), batch, rewards, values)
+
+    def loss_from_logits(self, logits: Tensor, batch: Batch, rewards: Tensor,
+                         values: tuple[Tensor, Tensor] | None) -> Tensor:
+        """:meth:`loss` given the actor's logits on ``batch.obs`` (stacked runs compute those for all runs at once)."""
         cfg = self.config
-        logits = self.logits(params, batch.obs)
         logp, entropy = action_log_probs(logits, batch.actions, self.epsilon, batch.action_mask)
         mask = batch.mask
         if cfg.kind == "reinforce":

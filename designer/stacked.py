@@ -160,10 +160,11 @@ def fast_stacked_forward(template: nn.Module) -> Callable[[Mapping[str, Tensor],
 class StackedModule(nn.Module):
     """``template`` evaluated with per-run parameters.
 
-    Outside :meth:`RunAxis.map` (``bound is None``) it maps inputs ``[S * B, ...]`` to outputs ``[S * B, ...]``,
-    rows ``s * B ... (s + 1) * B - 1`` through run ``s``'s parameters (the rollout's view: one batched env holds
-    every run's copies, run by run). Inside a per-run call the designer binds one run's parameters and it is
-    ``template`` with those.
+    Outside :meth:`RunAxis.map` (``bound is None``) it maps inputs whose leading dimension holds the runs' rows in
+    run order (``[S * B, ...]``: rows ``s * B ... (s + 1) * B - 1`` through run ``s``'s parameters, the rollout's
+    view of one batched env holding every run's copies; or ``[S, ...]`` stacked batches) to outputs with the same
+    leading dimension. Inside a per-run call the designer binds one run's parameters and it is ``template`` with
+    those.
     """
 
     def __init__(self, template: nn.Module, params: Callable[[], Params], n_runs: int) -> None:
@@ -180,12 +181,12 @@ class StackedModule(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         if self.bound is not None:
             return functional_call(self.template, self.bound, (x,))
-        rows = x.reshape(self.n_runs, -1, *x.shape[1:])
+        rows = x.reshape(self.n_runs, x.shape[0] // self.n_runs, *x.shape[1:])
         if self._fast is not None:
             out = self._fast(self._params(), rows)
         else:
             out = vmap(lambda p, xs: functional_call(self.template, p, (xs,)))(self._params(), rows)
-        return out.reshape(-1, *out.shape[2:])
+        return out.reshape(x.shape[0], *out.shape[2:])
 
 
 class StackedLearner(AgentLearner):
@@ -243,11 +244,6 @@ class StackedLearner(AgentLearner):
     def iteration(self, value: int) -> None:
         self.base.iteration = value
 
-    @property
-    def per_run(self) -> AgentLearner:
-        """The learner that evaluates one run's computations inside :meth:`RunAxis.map`."""
-        return self.base
-
     def logits(self, params: Mapping[str, Tensor], obs: Tensor) -> Tensor:
         """Logits ``[S, ..., N, A]`` of every run's agents on observations ``[S, ..., N, *obs_shape]``."""
         if self._fast is not None:
@@ -256,9 +252,10 @@ class StackedLearner(AgentLearner):
 
     def loss(self, params: Params, batch: Batch, rewards: Tensor, values: tuple[Tensor, Tensor] | None) -> Tensor:
         """The sum over runs of each run's :meth:`AgentLearner.loss` (batch, rewards, values ``[S, B, T, N]``)."""
+        logits = self.logits(params, batch.obs)
         if values is None:
-            return vmap(lambda p, b, r: self.base.loss(p, b, r, None))(params, batch, rewards).sum()
-        return vmap(lambda p, b, r, v: self.base.loss(p, b, r, v))(params, batch, rewards, values).sum()
+            return vmap(lambda x, b, r: self.base.loss_from_logits(x, b, r, None))(logits, batch, rewards).sum()
+        return vmap(self.base.loss_from_logits)(logits, batch, rewards, values).sum()
 
     def critic_params(self) -> tuple[Params, Params]:
         if not self._critic:

@@ -238,6 +238,8 @@ class BatchedIncentiveWrapper(EpisodeGuard, BatchedParallelEnv):
     def _apply_budgets(self, pay: Payments, ctx: BatchedStepContext) -> tuple[Payments, NDArray[np.bool_]]:
         rules, spent = self.rules, self._episode_total
         budgets = (rules.budget_per_step, rules.budget_per_episode)
+        if budgets == (None, None):  # nothing to check: skip the exact sums
+            return pay, np.zeros(len(pay), dtype=bool)
         step_total = _exact_sums(pay)
         over = np.array([not within_budgets(t, e, *budgets) for t, e in zip(step_total, spent)], dtype=bool)
         if not over.any():

@@ -37,10 +37,10 @@ __all__ = ["MetaGradDesigner"]
 class _Optimizers:
     """Adam over the incentive network, plus the separate cost optimizer the paper uses (method.md §2.1)."""
 
-    def __init__(self, params: list[Tensor], config: DesignerConfig) -> None:
-        self.main = torch.optim.Adam(params, lr=config.lr)
+    def __init__(self, params: list[Tensor], config: DesignerConfig, foreach: bool | None = None) -> None:
+        self.main = torch.optim.Adam(params, lr=config.lr, foreach=foreach)
         self.cost = (
-            torch.optim.Adam(params, lr=config.cost_lr)
+            torch.optim.Adam(params, lr=config.cost_lr, foreach=foreach)
             if config.cost != "none" and config.cost_weight is None
             else None
         )
@@ -130,7 +130,7 @@ class MetaGradDesigner(Designer):
             out.critic_opt.load_state_dict(stack_optimizer_states(
                 [d.critic_opt.state_dict() for d in runs if d.critic_opt is not None]))
         out._params = list(stacked.values())
-        out.optim = _Optimizers(out._params, first.config)
+        out.optim = _Optimizers(out._params, first.config, foreach=True)  # one fused step for all runs
         out.optim.main.load_state_dict(stack_optimizer_states([d.optim.main.state_dict() for d in runs]))
         if out.optim.cost is not None:
             out.optim.cost.load_state_dict(stack_optimizer_states([d.optim.cost.state_dict() for d in runs
@@ -258,8 +258,11 @@ class MetaGradDesigner(Designer):
 
     def outer_loss(self, learner: AgentLearner, theta_hat: Params, validation: Batch) -> Tensor:
         """``-agg_t W_t sum_i log pi_theta_hat(a'_i | o'_i)`` on the validation batch."""
-        logits = learner.logits(theta_hat, validation.obs)
-        logp, _ = action_log_probs(logits, validation.actions, learner.epsilon, validation.action_mask)
+        return self.outer_from_logits(learner.logits(theta_hat, validation.obs), learner.epsilon, validation)
+
+    def outer_from_logits(self, logits: Tensor, epsilon: float, validation: Batch) -> Tensor:
+        """:meth:`outer_loss` given the updated agents' logits on the validation batch (one run)."""
+        logp, _ = action_log_probs(logits, validation.actions, epsilon, validation.action_mask)
         score = (logp * validation.mask).sum(-1)
         w = self.outer_weights(validation)
         total = -(w * score * validation.step_mask).sum()
@@ -269,14 +272,14 @@ class MetaGradDesigner(Designer):
 
     def agent_rewards(self, batch: Batch) -> tuple[Tensor, Tensor]:
         """The agents' total rewards on ``batch`` as functions of the designer's parameters, and the designer's
-        payments ``[B, T, N]`` (for the cost). Incentives: env reward + recomputed payment. Designers that act
-        otherwise (taxes) override this."""
+        payments ``[B, T, N]`` (for the cost). Incentives: env reward + recomputed payment, per step, so stacked
+        runs (``[S, B, T, N]``) compute it as is. Designers that act otherwise (taxes) override this."""
         payments = self.payments(batch)
         return batch.env_rewards + payments, payments
 
     def iterate(self, learner: AgentLearner, collect: Collect, batch: Batch) -> tuple[Batch, Metrics]:
         cfg = self.config
-        rewards, payments = self._per_run(self.agent_rewards)(batch)
+        rewards, payments = self.agent_rewards(batch)  # per step: stacked runs need no per-run map
         require_finite("recomputed rewards", {"rewards": rewards}, self.iteration)
         values = critic_step(learner, batch, rewards.detach())
         theta, opt = learner.params, learner.opt_state
@@ -290,8 +293,9 @@ class MetaGradDesigner(Designer):
         m1 = cfg.algorithm == "metagrad"
         validation, _ = collect(committed if m1 else theta)
         critic_loss = self._update_critic(batch)
-        per_run = learner.per_run
-        outer = self._per_run(lambda th, v: self.outer_loss(per_run, th, v))(theta_hat, validation)
+        logits = learner.logits(theta_hat, validation.obs)  # stacked runs: every run's agents at once
+        epsilon = learner.epsilon
+        outer = self._per_run(lambda x, v: self.outer_from_logits(x, epsilon, v))(logits, validation)
         cost = self._per_run(self.cost)(batch, payments)
         # both gradients at the same eta (the paper evaluates them in one session run), then both steps; stacked
         # runs share no parameter, so the gradient of their sum is each run's own
