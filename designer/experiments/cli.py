@@ -23,6 +23,7 @@ import numpy as np
 from designer.batched_rollout import CannotBatch
 from designer.config import DesignerConfig, TrainConfig
 from designer.experiments.aggregate import TrialRecord, markdown_tables, summarize_records, write_results
+from designer.experiments.checkpoint import load_checkpoint
 from designer.experiments.runfolder import RunFolderLocked, check_new_run
 from designer.experiments.seed_stack import SeedStack
 from designer.experiments.spec import Sweep, check_finite
@@ -30,9 +31,11 @@ from designer.experiments.sweep import TrialResult, run_sweep
 from designer.experiments.trainer import Trainer
 from designer.extras import MissingExtra, require
 from designer.learners import LearnerConfig
+from designer.presets import PRESETS, apply_preset, preset_names
 from designer.registry import algorithm_entry, algorithm_names
 from designer.stacked import CannotStack
-from designer.tasks import make_task, task_names
+from designer.task import Task
+from designer.tasks import import_task_module, make_task, task_names
 
 __all__ = ["build_parser", "main", "results_table", "run_compare"]
 
@@ -54,22 +57,76 @@ def _int_at_least(minimum: int) -> Callable[[str], int]:
 _POSITIVE, _NON_NEGATIVE = _int_at_least(1), _int_at_least(0)
 
 
+def _json_dict(flag: str) -> Callable[[str], dict[str, Any]]:
+    """An argparse ``type``: a JSON object with finite numbers (argparse names ``flag`` in its error)."""
+    def parse(text: str) -> dict[str, Any]:
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise argparse.ArgumentTypeError(f"not valid JSON ({err.msg} at character {err.pos}): {text!r}") from None
+        if not isinstance(value, dict):
+            raise argparse.ArgumentTypeError(f"must be a JSON object like '{{\"key\": 1}}', got {text!r}")
+        try:
+            check_finite(flag, value)
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+        return value
+
+    return parse
+
+
+def _task_arg(text: str) -> str:
+    """An argparse ``type`` for ``--task``: a known task, or ``package.module:factory`` (the module is imported)."""
+    if ":" in text:
+        try:
+            import_task_module(text.rpartition(":")[0])
+        except ValueError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+        return text
+    if text not in task_names():
+        raise argparse.ArgumentTypeError(f"unknown task {text!r}; choose from {sorted(task_names())} or name your "
+                                         "own as package.module:factory")
+    return text
+
+
+ER_DEFAULTS = {"n_agents": 5, "min_at_lever": 2}
+"""Escape Room's N and M when ``--n-agents`` / ``--min-at-lever`` are not given."""
+
+
 def _task_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    kwargs: dict[str, Any] = json.loads(args.task_kwargs) if args.task_kwargs else {}
-    check_finite("--task-kwargs", kwargs)
+    kwargs: dict[str, Any] = dict(args.task_kwargs)
     if args.task == "escape_room":
-        kwargs.setdefault("n_agents", args.n_agents)
-        kwargs.setdefault("min_at_lever", args.min_at_lever)
+        kwargs.setdefault("n_agents", args.n_agents or ER_DEFAULTS["n_agents"])
+        kwargs.setdefault("min_at_lever", args.min_at_lever or ER_DEFAULTS["min_at_lever"])
     return kwargs
 
 
+class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Defaults in ``--help`` (left out where there is none to show) and the description's line breaks kept."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default in (None, False, "", argparse.SUPPRESS):
+            return action.help
+        return super()._get_help_string(action)
+
+
 def _add_common(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--task", default="escape_room", choices=sorted(task_names()), help="the game")
-    p.add_argument("--n-agents", type=_POSITIVE, default=5, help="Escape Room N")
-    p.add_argument("--min-at-lever", type=_POSITIVE, default=2, help="Escape Room M")
-    p.add_argument("--task-kwargs", default="", help="JSON dict of extra task arguments")
-    p.add_argument("--episodes", type=_POSITIVE, default=None, help="training episodes (default: task's)")
-    p.add_argument("--batch-episodes", type=_POSITIVE, default=1, help="episodes per inner update (B)")
+    p.add_argument("--task", default="escape_room", type=_task_arg, metavar="TASK",
+                   help=f"the game: one of {', '.join(sorted(task_names()))}, or your own as package.module:factory "
+                        "(or path/to/file.py:factory; factory returns a designer Task or a PettingZoo ParallelEnv)")
+    p.add_argument("--n-agents", type=_POSITIVE, default=None,
+                   help=f"Escape Room N (only with --task escape_room; default {ER_DEFAULTS['n_agents']})")
+    p.add_argument("--min-at-lever", type=_POSITIVE, default=None,
+                   help=f"Escape Room M (only with --task escape_room; default {ER_DEFAULTS['min_at_lever']})")
+    p.add_argument("--task-kwargs", type=_json_dict("--task-kwargs"), default={}, metavar="JSON",
+                   help="JSON object of the task factory's keyword arguments, e.g. '{\"max_cycles\": 5}'")
+    p.add_argument("--preset", default="task", choices=preset_names(),
+                   help="agent and designer settings: the task's own, or a preset (small_game: tuned on small "
+                        "social dilemmas; see designer.presets)")
+    p.add_argument("--episodes", type=_POSITIVE, default=None,
+                   help=f"training episodes (default: {DEFAULT_EPISODES_HELP})")
+    p.add_argument("--batch-episodes", type=_POSITIVE, default=None,
+                   help="episodes per inner update (B; default: the preset's, else 1)")
     p.add_argument("--vectorized", action="store_true",
                    help="collect the B episodes with the batched rollout (one batched env; same results within "
                         "float rounding; faster for B > 1)")
@@ -81,16 +138,20 @@ def _add_common(p: argparse.ArgumentParser) -> None:
                         "'off' one by one")
     p.add_argument("--workers", type=_POSITIVE, default=1,
                    help="processes to spread each algorithm's seeds over (e.g. 2 on a 2-core machine)")
-    p.add_argument("--eval-period", type=_POSITIVE, default=100)
-    p.add_argument("--eval-episodes", type=_POSITIVE, default=10)
-    p.add_argument("--checkpoint-period", type=_NON_NEGATIVE, default=0)
+    p.add_argument("--eval-period", type=_POSITIVE, default=100, help="evaluate every this many training episodes")
+    p.add_argument("--eval-episodes", type=_POSITIVE, default=10, help="episodes per evaluation")
+    p.add_argument("--checkpoint-period", type=_NON_NEGATIVE, default=0,
+                   help="save checkpoint.pt every this many episodes (0: only at the end)")
     p.add_argument("--out", default="runs", help="output folder (logs, checkpoints, plots)")
     p.add_argument("--overwrite", action="store_true",
                    help="replace the files of earlier runs in the run folders (default: refuse such folders)")
     p.add_argument("--tensorboard", action="store_true", help="also write TensorBoard logs")
-    p.add_argument("--no-progress", action="store_true")
-    p.add_argument("--designer-json", default="", help="JSON dict of DesignerConfig overrides")
-    p.add_argument("--learner-json", default="", help="JSON dict of LearnerConfig overrides (e.g. '{\"lr\": 0.005}')")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar (there is none when stderr is not "
+                                                              "a terminal)")
+    p.add_argument("--designer-json", type=_json_dict("--designer-json"), default={}, metavar="JSON",
+                   help="JSON object of DesignerConfig overrides, e.g. '{\"lr\": 0.01}'")
+    p.add_argument("--learner-json", type=_json_dict("--learner-json"), default={}, metavar="JSON",
+                   help="JSON object of LearnerConfig overrides, e.g. '{\"lr\": 0.005}'")
 
 
 def _algorithms_help() -> str:
@@ -99,26 +160,30 @@ def _algorithms_help() -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m designer", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m designer", description=__doc__, formatter_class=_HelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
-    p_train = sub.add_parser("train", help="train one algorithm")
+
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help, description=help, formatter_class=_HelpFormatter)
+
+    p_train = command("train", "train one algorithm")
     _add_common(p_train)
     p_train.add_argument("--algorithm", default="metagrad", choices=algorithm_names(), help=_algorithms_help())
-    p_cmp = sub.add_parser("compare", help="train several algorithms and print the results table")
+    p_cmp = command("compare", "train several algorithms and print the results table")
     _add_common(p_cmp)
     p_cmp.add_argument("--algorithms", nargs="+", default=["metagrad", "none"], choices=algorithm_names(),
                        help=_algorithms_help())
-    p_rep = sub.add_parser("report", help="results table and plot from the run folders of earlier train/compare runs")
+    p_rep = command("report", "results table and plot from the run folders of earlier train/compare runs")
     p_rep.add_argument("folder", help="a task folder written by train/compare, e.g. runs/er_n5_m2")
     p_rep.add_argument("--algorithms", nargs="+", default=None, help="subset and order of the algorithm folders")
-    p_res = sub.add_parser("resume", help="continue a checkpoint")
-    p_res.add_argument("checkpoint")
+    p_res = command("resume", "continue a checkpoint in its folder, then print its table and refresh its plots")
+    p_res.add_argument("checkpoint", help="a checkpoint.pt written by train/compare (or solved.pt with --overwrite)")
     p_res.add_argument("--episodes", type=_POSITIVE, default=None, help="new total budget (default: the stored one)")
     p_res.add_argument("--overwrite", action="store_true",
                        help="allow resuming a file other than the folder's checkpoint.pt (rolls the run back)")
-    p_res.add_argument("--no-progress", action="store_true")
-    add_sweep_subcommand(sub)
-    add_aggregate_subcommand(sub)
+    p_res.add_argument("--no-progress", action="store_true", help="no progress bar")
+    for adder in (add_sweep_subcommand, add_aggregate_subcommand):
+        adder(sub).formatter_class = _HelpFormatter
     try:
         _require_sb3()
     except MissingExtra:  # still listed; running it says which extra to install
@@ -138,19 +203,27 @@ def _require_sb3() -> None:
 
 
 DEFAULT_EPISODES = {"escape_room": 20000}
+DEFAULT_EPISODES_HELP = "20000 for escape_room, else 5000"
 
 
-def _overrides(text: str, config: object, flag: str) -> dict[str, Any]:
+class UsageError(ValueError):
+    """Arguments that parse but do not fit together; ``main`` reports it as an argparse error naming ``flag``."""
+
+    def __init__(self, flag: str, message: str) -> None:
+        super().__init__(f"argument {flag}: {message}")
+
+
+def _overrides(overrides: dict[str, Any], config: object, flag: str) -> dict[str, Any]:
     """The JSON dict of ``flag`` as config overrides: unknown field names raise, lists become tuples."""
-    overrides: dict[str, Any] = json.loads(text) if text else {}
     known = {f.name for f in fields(config)}  # type: ignore[arg-type]
     unknown = sorted(set(overrides) - known)
     if unknown:
-        raise SystemExit(f"{flag}: unknown field(s) {unknown}; {type(config).__name__} has {sorted(known)}")
+        raise UsageError(flag, f"unknown field(s) {unknown}; {type(config).__name__} has {sorted(known)}")
     return {k: tuple(v) if isinstance(v, list) else v for k, v in overrides.items()}
 
 
 def _designer_config(args: argparse.Namespace, algorithm: str, base: DesignerConfig) -> DesignerConfig:
+    """The task's designer settings for ``algorithm`` with its registered defaults and ``--designer-json``."""
     overrides = _overrides(args.designer_json, base, "--designer-json")
     entry = algorithm_entry(algorithm)
     for name, value in entry.defaults.items():
@@ -158,13 +231,40 @@ def _designer_config(args: argparse.Namespace, algorithm: str, base: DesignerCon
     missing = [name for name in entry.required if name not in overrides]
     if missing:
         example = ", ".join(f'\"{name}\": [...]' for name in missing)
-        raise SystemExit(f"--algorithm {algorithm} needs --designer-json '{{{example}}}'")
-    return replace(base, algorithm=algorithm, **overrides)
+        raise UsageError("--designer-json", f"algorithm {algorithm} needs --designer-json '{{{example}}}'")
+    try:
+        return replace(base, algorithm=algorithm, **overrides)
+    except (TypeError, ValueError) as err:
+        raise UsageError("--designer-json", str(err)) from err
 
 
 def _learner_config(args: argparse.Namespace, base: LearnerConfig) -> LearnerConfig:
     """The task's agent learner with the ``--learner-json`` overrides (lists become tuples, as in the configs)."""
-    return replace(base, **_overrides(args.learner_json, base, "--learner-json"))
+    try:
+        return replace(base, **_overrides(args.learner_json, base, "--learner-json"))
+    except (TypeError, ValueError) as err:
+        raise UsageError("--learner-json", str(err)) from err
+
+
+def _task(args: argparse.Namespace) -> Task:
+    """The task ``--task`` / ``--task-kwargs`` / ``--preset`` name; a task that cannot be built is a usage error."""
+    if args.task != "escape_room":
+        for flag, value in (("--n-agents", args.n_agents), ("--min-at-lever", args.min_at_lever)):
+            if value is not None:
+                raise UsageError(flag, f"applies only to --task escape_room, not {args.task!r}; pass the game's "
+                                       "own arguments with --task-kwargs")
+    try:
+        task = make_task(args.task, **_task_kwargs(args))
+    except (KeyError, TypeError, ValueError) as err:
+        raise UsageError("--task-kwargs" if args.task_kwargs else "--task", str(err).strip('"')) from err
+    return apply_preset(task, args.preset)
+
+
+def _batch_episodes(args: argparse.Namespace, task: Task) -> int:
+    """``--batch-episodes``, else the task's preset's (1 for the task's own settings)."""
+    if args.batch_episodes is not None:
+        return int(args.batch_episodes)
+    return PRESETS[task.preset].batch_episodes if task.preset in PRESETS else 1
 
 
 def _run_dir(args: argparse.Namespace, algorithm: str, seed: int) -> Path:
@@ -175,11 +275,11 @@ def build_trainer(args: argparse.Namespace, algorithm: str, seed: int, vectorize
     """The trainer of ``algorithm`` with ``seed`` as the parsed arguments say (``<out>/<task>/<algo>/seed<k>``);
     ``vectorized`` overrides ``--vectorized``."""
     kwargs = _task_kwargs(args)
-    task = make_task(args.task, **kwargs)
+    task = _task(args)
     episodes = args.episodes if args.episodes is not None else DEFAULT_EPISODES.get(args.task, 5000)
     out = _run_dir(args, algorithm, seed)
     cfg = TrainConfig(
-        task=args.task, task_kwargs=kwargs, episodes=episodes, batch_episodes=args.batch_episodes, seed=seed,
+        task=args.task, task_kwargs=kwargs, episodes=episodes, batch_episodes=_batch_episodes(args, task), seed=seed,
         eval_period=args.eval_period, eval_episodes=args.eval_episodes, checkpoint_period=args.checkpoint_period,
         out_dir=str(out), tensorboard=args.tensorboard, progress=not args.no_progress,
         vectorized=args.vectorized if vectorized is None else vectorized,
@@ -191,7 +291,7 @@ def build_trainer(args: argparse.Namespace, algorithm: str, seed: int, vectorize
 def run_one(args: argparse.Namespace, algorithm: str, seed: int) -> Trainer:
     """Train ``algorithm`` with ``seed`` as the parsed arguments say; writes to ``<out>/<task>/<algo>/seed<k>``."""
     trainer = build_trainer(args, algorithm, seed)
-    trainer.train()
+    _train(trainer)
     _plot_run(trainer, _run_dir(args, algorithm, seed) / "learning_curve.png")
     return trainer
 
@@ -238,9 +338,10 @@ def run_algorithm(args: argparse.Namespace, algorithm: str) -> list[Trainer]:
 
 
 def _run_name(task: str, kwargs: dict[str, Any]) -> str:
+    """The task's folder name: ``er_n5_m2`` for Escape Room, the factory's name for ``module:factory``."""
     if task == "escape_room":
         return f"er_n{kwargs.get('n_agents', 5)}_m{kwargs.get('min_at_lever', 2)}"
-    return task
+    return Path(task.rpartition(":")[2]).name
 
 
 def _final(trainer: Trainer, last: int = 5) -> dict[str, float]:
@@ -289,7 +390,7 @@ def _can_plot() -> bool:
 def run_compare(args: argparse.Namespace, algorithms: Sequence[str]) -> dict[str, list[Trainer]]:
     """Train every algorithm and seed, then write the report. Before anything trains, bad config overrides are
     named and folders holding earlier runs refused (unless ``args.overwrite``)."""
-    task = make_task(args.task, **_task_kwargs(args))
+    task = _task(args)
     for algo in algorithms:
         _designer_config(args, algo, task.designer)
         _learner_config(args, task.learner)
@@ -339,7 +440,8 @@ def add_sweep_subcommand(subparsers: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument("spec", help="a JSON sweep spec, or an existing sweep folder (holding sweep.json) to resume")
     parser.add_argument("--out", default=None, help="sweep folder (default: runs/sweeps/<name>, or SPEC if a folder)")
-    parser.add_argument("--runner", default="local", choices=("local", "ray"))
+    parser.add_argument("--runner", default="local", choices=("local", "ray"),
+                        help="where trials run: local processes, or a Ray cluster (the ray extra)")
     parser.add_argument("--workers", type=_POSITIVE, default=1, help="local runner: parallel trial processes")
     parser.add_argument("--address", default=None, help='ray runner: cluster address ("auto" on a cluster node)')
     parser.add_argument("--num-cpus", type=_POSITIVE, default=None, help="ray runner without --address: local CPUs")
@@ -400,10 +502,63 @@ def run_aggregate_cli(args: argparse.Namespace) -> int:
     return 0
 
 
+class Interrupted(Exception):
+    """Ctrl-C during a run: which run, its folder's last checkpoint (if any) and how to continue it."""
+
+    def __init__(self, trainer: Trainer) -> None:
+        folder = trainer.out_dir
+        ckpt = None if folder is None else folder / "checkpoint.pt"
+        if ckpt is not None and ckpt.exists():
+            episodes = load_checkpoint(ckpt)["progress"]["episodes"]
+            message = (f"interrupted at episode {trainer.progress.episodes} of {trainer.config.episodes}; last "
+                       f"checkpoint: {ckpt} (episode {episodes}); continue with:\n  python -m designer resume {ckpt}")
+        else:
+            message = (f"interrupted at episode {trainer.progress.episodes} of {trainer.config.episodes}; no "
+                       "checkpoint was written yet (--checkpoint-period N saves one every N episodes)")
+        super().__init__(message)
+
+
+def _train(trainer: Trainer) -> None:
+    """``trainer.train()``, turning Ctrl-C into :class:`Interrupted` naming the run's last checkpoint."""
+    try:
+        trainer.train()
+    except KeyboardInterrupt:
+        raise Interrupted(trainer) from None
+
+
+def resume(checkpoint: Path, episodes: int | None = None, *, overwrite: bool = False,
+           progress: bool = True) -> Trainer:
+    """Continue a checkpoint in its folder, then print its results table and refresh its learning curve (and,
+    for a run of a ``train``/``compare`` folder, that folder's table and comparison plot)."""
+    overrides: dict[str, Any] = {"progress": progress}
+    if episodes is not None:
+        overrides["episodes"] = episodes
+    trainer = Trainer.resume(checkpoint, overwrite=overwrite, **overrides)
+    _train(trainer)
+    folder = Path(checkpoint).resolve().parent
+    _plot_run(trainer, folder / "learning_curve.png")
+    task_folder = folder.parent.parent
+    if folder.name.startswith("seed") and (task_folder / "results.md").exists():
+        report(task_folder)  # prints the whole task's table
+    else:
+        print(results_table({trainer.designer_config.algorithm: [trainer]}, _run_name(trainer.task.name, {})))
+    return trainer
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run the command line; returns the exit code (130 after Ctrl-C, naming the checkpoint to resume)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
     try:
         return _run(args)
+    except UsageError as err:
+        parser.error(str(err))
+    except Interrupted as err:
+        print(f"\n{err}", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130
     except (RunFolderLocked, FileExistsError, MissingExtra) as err:  # folder in use or taken, extra missing
         raise SystemExit(f"error: {err}") from err
 
@@ -414,12 +569,7 @@ def _run(args: argparse.Namespace) -> int:
     elif args.command == "compare":
         run_compare(args, args.algorithms)
     elif args.command == "resume":
-        overrides: dict[str, Any] = {"progress": not args.no_progress}
-        if args.episodes is not None:
-            overrides["episodes"] = args.episodes
-        trainer = Trainer.resume(args.checkpoint, overwrite=args.overwrite, **overrides)
-        trainer.train()
-        print(trainer.progress.history[-1])
+        resume(Path(args.checkpoint), args.episodes, overwrite=args.overwrite, progress=not args.no_progress)
     elif args.command == "report":
         report(Path(args.folder), args.algorithms)
     elif args.command in ("sweep", "aggregate"):

@@ -48,7 +48,7 @@ SOLVED_FRACTION = 0.95
 """Welfare fraction of the optimum at which a run counts as solved (and ``solved.pt`` is written)."""
 _EVAL_SEED_OFFSET = 7_919
 ZERO_META_GRAD_PATIENCE = 50
-"""Iterations in a row with an exactly-zero meta-gradient after which the trainer warns (once)."""
+"""The trainer warns (once) when the meta-gradient is exactly zero in each of its first this many iterations."""
 
 
 @dataclass(frozen=True)
@@ -166,7 +166,7 @@ class Trainer:
         self._source: Path | None = None  # the checkpoint this trainer was resumed from
         self._claimed = False  # out_dir checked (and cleared with overwrite) for this run
         self._t0 = time.perf_counter()
-        self._zero_meta_grads = 0  # iterations in a row with an exactly-zero meta-gradient
+        self._zero_meta_grads = 0  # iterations so far with an exactly-zero meta-gradient (-1: one was non-zero)
         self._bar: Any = None  # the progress bar while training
 
     # ----------------------------------------------------------------- plumbing
@@ -294,14 +294,18 @@ class Trainer:
             self.progress.train_metrics.setdefault(k, []).append(float(v))
 
     def _watch_meta_gradient(self, norm: Any) -> None:
-        """Warn once when the meta-gradient has been exactly zero for :data:`ZERO_META_GRAD_PATIENCE` iterations
-        in a row: the designer cannot learn, and nothing else would say so."""
-        self._zero_meta_grads = self._zero_meta_grads + 1 if norm is not None and float(norm) == 0.0 else 0
+        """Warn once when the meta-gradient has been exactly zero for the first :data:`ZERO_META_GRAD_PATIENCE`
+        iterations of this trainer: the designer cannot learn, and nothing else would say so. After a non-zero
+        one it stops watching: a designer that has solved the game saturates its payments and the agents'
+        policies, and its meta-gradient may then underflow to 0 without anything being wrong."""
+        if self._zero_meta_grads < 0 or norm is None:
+            return
+        self._zero_meta_grads = self._zero_meta_grads + 1 if float(norm) == 0.0 else -1
         if self._zero_meta_grads == ZERO_META_GRAD_PATIENCE:
             warnings.warn(
                 f"the meta-gradient of {self.designer_config.algorithm!r} on task {self.task.name!r} has been exactly "
-                f"0 for {ZERO_META_GRAD_PATIENCE} iterations in a row (to episode {self.progress.episodes}): the "
-                "designer is not learning. The agents' update does not respond to the incentives: payments "
+                f"0 in all of the first {ZERO_META_GRAD_PATIENCE} iterations (to episode {self.progress.episodes}): "
+                "the designer is not learning. The agents' update does not respond to the incentives: payments "
                 "saturated (DesignerConfig.scale), agents whose policy gradient vanishes (a single action, lr 0, "
                 "deterministic policies), or rewards that never reach the agents' loss; for a small game try the "
                 "small_game preset (designer.presets, --preset small_game)",

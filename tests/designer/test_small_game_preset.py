@@ -55,12 +55,18 @@ def test_zero_meta_gradient_warns_once(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setattr(trainer_module, "ZERO_META_GRAD_PATIENCE", 5)
     task = game_task("one_action", lambda: StageGameEnv(lambda joint: [1.0, 1.0], 2, ("only",)))
     cfg = TrainConfig(task="one_action", episodes=20, eval_period=20, eval_episodes=1)
-    with pytest.warns(RuntimeWarning, match=r"exactly 0 for 5 iterations in a row .* designer is not learning") as seen:
+    with pytest.warns(RuntimeWarning, match=r"exactly 0 in all of the first 5 iterations .* designer is not learn"
+                      ) as seen:
         Trainer(cfg, task=task).train()
     assert len([w for w in seen if "meta-gradient" in str(w.message)]) == 1
 
 
-def test_learning_task_does_not_warn(recwarn: pytest.WarningsRecorder):
+def test_no_warning_once_the_meta_gradient_was_non_zero(monkeypatch: pytest.MonkeyPatch,
+                                                        recwarn: pytest.WarningsRecorder):
+    """A designer that learned and then saturated (meta-gradient 0 from then on) is not warned about."""
+    monkeypatch.setattr(trainer_module, "ZERO_META_GRAD_PATIENCE", 3)
     task = game_task("hawk_dove", hawk_dove.parallel_env, optimum=6.0)
-    Trainer(TrainConfig(task="hawk_dove", episodes=30, eval_period=30, eval_episodes=1), task=task).train()
+    trainer = Trainer(TrainConfig(task="hawk_dove", episodes=2, eval_period=2, eval_episodes=1), task=task)
+    for norm in (0.0, 0.5, 0.0, 0.0, 0.0, 0.0):
+        trainer._watch_meta_gradient(norm)
     assert not [w for w in recwarn if "meta-gradient" in str(w.message)]
