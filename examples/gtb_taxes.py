@@ -35,6 +35,7 @@ import numpy as np
 
 from designer import Trainer
 from designer.experiments.aggregate import learning_curves, machine_info, save_figure, spread, subplots, sweep_records
+from designer.experiments.plots import rates_heatmap
 from designer.experiments.spec import AlgorithmSpec, Sweep, TaskSpec, Variant
 from designer.experiments.sweep import run_sweep
 from designer.tasks.gather_trade_build import evaluate_taxes
@@ -128,8 +129,7 @@ if __name__ == "__main__":  # the sweep's worker processes import this file with
         bars[0][i].bar(np.arange(len(pre)) + 0.2, pre - tax + lump, 0.4, label="after tax + lump sum")
         bars[0][i].set(title=method, xlabel="skill rank (0 = lowest)", xticks=np.arange(len(pre)))
         rates = np.concatenate([r["rates"] for r in runs]).mean(0)  # [periods, K], mean over episodes and seeds
-        heats[0][i].imshow(rates.T, vmin=0, vmax=1, aspect="auto", cmap="viridis", origin="lower")
-        heats[0][i].set(title=method, xlabel="tax period")
+        rates_heatmap(heats[0][i], rates, title=method)
     wall = time.perf_counter() - start
     (out / "results.json").write_text(json.dumps({"args": vars(args), "wall_seconds": wall, "runs": results}))
     summary = {"args": vars(args), "wall_minutes": wall / 60, "machine": machine_info(), "designers": designers}

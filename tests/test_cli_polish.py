@@ -100,3 +100,16 @@ def test_progress_bar_is_quiet_when_stderr_is_not_a_terminal(tmp_path: Path):
          "--eval-period", "16", "--eval-episodes", "2"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert "ep/s" not in out.stderr and "%|" not in out.stderr
+
+
+def test_rates_heatmap_has_a_colorbar():
+    import matplotlib.pyplot as plt
+
+    from designer.experiments.plots import rates_heatmap
+
+    fig, ax = plt.subplots()
+    rates_heatmap(ax, [[0.1, 0.5], [0.2, 0.9], [0.3, 1.0]], title="metagrad")
+    colorbar_axes = [a for a in fig.axes if a is not ax]
+    assert len(colorbar_axes) == 1 and colorbar_axes[0].get_ylabel() == "marginal tax rate"
+    assert ax.images[0].get_array().shape == (2, 3)  # brackets x periods
+    plt.close(fig)
