@@ -1,14 +1,17 @@
 """Training speed of MetaGrad through ``Trainer``: the sequential rollout (B single envs) against the batched one
-(``TrainConfig.vectorized``: one batched env, one policy forward and one incentive evaluation per step).
+(``TrainConfig.vectorized``: one batched env, one policy forward and one incentive evaluation per step), and
+seeds run one by one against seeds stacked into one program (:class:`designer.experiments.seed_stack.SeedStack`).
 
-    python examples/benchmarks/train_speed.py                  # Cleanup 7x7 at B = 8, ER(5,2) at B = 1 and 16
-    python examples/benchmarks/train_speed.py --seconds 2 --cases er16
+    python examples/benchmarks/train_speed.py     # Cleanup 7x7 at B = 8, ER(5,2) at B = 1 and 16, 5 seeds stacked
+    python examples/benchmarks/train_speed.py --seconds 2 --cases er16 er1x5
 
 Cases: Cleanup 7x7 at B = 8 with the CPU settings of ``examples/cleanup_metagrad.py`` (independent CNN agents,
 actor lr 2e-2, critic 4.4e-3, designer lr 1e-4 and critic 1.9e-4, output ``agent_action_type``), and ER(5,2) with
-the paper's settings at B = 1 and B = 16. Both paths run in the same process, one after the other, torch on one
-thread: a warm-up run, then training for about ``--seconds`` each (two one-episode evaluations included); the
-rate is training episodes per second (validation episodes count, as in the budget).
+the paper's settings at B = 1 and B = 16; ``er1x5`` is ER(5,2) at B = 1 for 5 seeds: one by one on the
+sequential path (the reference) against the 5 seeds stacked (batched rollout of all 5 runs' episodes, one vmapped
+meta-step). Both paths run in the same process, one after the other, torch on one thread: a warm-up run, then
+training for about ``--seconds`` each (two one-episode evaluations included); the rate is training episodes per
+second (validation episodes count, as in the budget).
 
 Beside each rate: the physical limit, the network FLOPs of one training episode (counted with
 ``torch.utils.flop_counter.FlopCounterMode`` around one policy forward and one incentive forward per rollout
@@ -36,25 +39,29 @@ from env_speed import machine_info
 from torch.utils.flop_counter import FlopCounterMode
 
 from designer import TrainConfig, Trainer
+from designer.experiments.seed_stack import SeedStack
 from designer.learners import inner_update
 from designer.tasks import make_task
 
-CASES = {"cleanup8": ("Cleanup 7x7", 8), "er1": ("ER(5,2)", 1), "er16": ("ER(5,2)", 16)}
+CASES = {"cleanup8": ("Cleanup 7x7", 8), "er1": ("ER(5,2)", 1), "er16": ("ER(5,2)", 16),
+         "er1x5": ("ER(5,2) x5 seeds", 1)}
+STACKED_SEEDS = 5
 Func = tuple[str, int, str]
 ROLLOUT = ("designer/batched_rollout.py", "collect")
 PARTS = {  # label -> (file suffix, function), parts of the rollout (cumulative time)
     "agent policy forward": ("designer/experiments/trainer.py", "<lambda>"),
-    "action sampling": ("designer/rollout.py", "sample_actions"),
+    "agent policy forward (stacked runs)": ("designer/experiments/seed_stack.py", "policy"),
+    "action sampling": ("designer/batched_rollout.py", "_sample"),
     "designer incentive (inputs + pay)": ("designer/rollout.py", "__call__"),
     "task rules + recording": ("designer/batched_rollout.py", "_record"),
     "incentive wrapper (with env and incentive)": ("wrappers/vector.py", "step"),
 }
 
 
-def trainer(case: str, vectorized: bool, episodes: int) -> Trainer:
+def trainer(case: str, vectorized: bool, episodes: int, seed: int = 0) -> Trainer:
     _, b = CASES[case]
     cfg = {"episodes": episodes, "batch_episodes": b, "eval_period": 10**9, "eval_episodes": 1,
-           "vectorized": vectorized}
+           "vectorized": vectorized, "seed": seed}
     if case == "cleanup8":
         task = make_task("cleanup")
         designer = replace(task.designer, lr=1e-4, critic_lr=1.9e-4, output="agent_action_type")
@@ -63,18 +70,28 @@ def trainer(case: str, vectorized: bool, episodes: int) -> Trainer:
     return Trainer(TrainConfig(task="escape_room", task_kwargs={"n_agents": 5, "min_at_lever": 2}, **cfg))
 
 
+def _run(case: str, vectorized: bool, episodes: int) -> int:
+    """Train ``case`` for ``episodes`` per run; returns the training episodes of all runs. ``er1x5`` with
+    ``vectorized`` trains its seeds stacked, else (the reference) one seed (the rate of 5 one after another)."""
+    if case == "er1x5" and vectorized:
+        runs = [trainer(case, True, episodes, seed) for seed in range(STACKED_SEEDS)]
+        SeedStack(runs).train()
+        return sum(t.progress.episodes for t in runs)
+    t = trainer(case, vectorized, episodes)
+    t.train()
+    return t.progress.episodes
+
+
 def episodes_per_second(case: str, vectorized: bool, seconds: float) -> float:
     """Training episodes/s: a warm-up run sizes a run of about ``seconds``, which is then timed (its only
     evaluations, at the start and the end, run one episode each)."""
     b = CASES[case][1]
-    warm = trainer(case, vectorized, 4 * b)
     t0 = time.perf_counter()
-    warm.train()
+    _run(case, vectorized, 4 * b)
     guess = max(4 * b, int(4 * b * seconds / max(time.perf_counter() - t0, 1e-3)))
-    t = trainer(case, vectorized, guess)
     t0 = time.perf_counter()
-    t.train()
-    return t.progress.episodes / (time.perf_counter() - t0)
+    episodes = _run(case, vectorized, guess)
+    return episodes / (time.perf_counter() - t0)
 
 
 def _flops(fn: Any) -> int:
@@ -120,11 +137,10 @@ def matmul_flops_per_second(n: int = 512, seconds: float = 1.0) -> float:
 def profile(case: str, seconds: float) -> dict[str, Any]:
     """cProfile of the batched path: the top functions by own time and the shares of the main parts."""
     b = CASES[case][1]
-    rate = episodes_per_second(case, True, 0.3)
-    t = trainer(case, True, max(4 * b, int(rate * seconds)))
+    rate = episodes_per_second(case, True, 0.3) / (STACKED_SEEDS if case == "er1x5" else 1)
     prof = cProfile.Profile()
     prof.enable()
-    t.train()
+    _run(case, True, max(4 * b, int(rate * seconds)))
     prof.disable()
     stats: dict[Func, Any] = pstats.Stats(prof).stats  # type: ignore[attr-defined]
     total = sum(v[2] for v in stats.values())
@@ -139,7 +155,9 @@ def profile(case: str, seconds: float) -> dict[str, Any]:
     shares = {"rollout (collect)": cum(*ROLLOUT), **{f"  {k}": cum(*v) for k, v in PARTS.items()},
               "  env step (inside the wrapper)": cum(env_file, "step")}
     iterate = find("designer/algorithms/metagrad.py", "iterate")
-    in_iterate = sum(ct for f in find("designer/experiments/trainer.py", "collect")
+    collects = find("designer/experiments/trainer.py", "collect") + find("designer/experiments/seed_stack.py",
+                                                                         "collect")
+    in_iterate = sum(ct for f in collects
                      for caller, (_, _, _, ct) in stats[f][4].items() if caller in iterate)
     shares["updates (meta-step without its rollout)"] = cum("designer/algorithms/metagrad.py", "iterate") - (
         in_iterate / total)
