@@ -2,6 +2,8 @@
 
 - :func:`incentive` / :class:`IncentiveWrapper`: a designer pays agents on top of the env's reward.
 - :class:`TaxWrapper`: periodic bracket income tax with lump-sum redistribution.
+- :class:`TaxRatesWrapper` / :class:`BatchedTaxRatesWrapper`: a tax designer's control point (rates set at each
+  period start), for one env or a batch of copies.
 
 Both record the env's own reward next to what they changed, so welfare and designer cost can always be
 measured separately. Wrappers know envs only through the PettingZoo/Gymnasium APIs; what they share (step
@@ -32,6 +34,7 @@ from wrappers.vector import (
     PerCopy,
     batched_joint_action_features,
 )
+from wrappers.vector_tax import BatchedTaxRatesWrapper, PerCopyRates
 
 __all__ = [
     "ADDED_INFO_KEYS",
@@ -45,6 +48,7 @@ __all__ = [
     "BatchedIncentiveWrapper",
     "BatchedModuleIncentive",
     "BatchedStepContext",
+    "BatchedTaxRatesWrapper",
     "GymIncentiveWrapper",
     "IncentiveAECView",
     "IncentiveBooks",
@@ -53,6 +57,7 @@ __all__ = [
     "ModuleIncentive",
     "PaymentRules",
     "PerCopy",
+    "PerCopyRates",
     "StepContext",
     "TaxRatesWrapper",
     "TaxWrapper",
