@@ -12,6 +12,11 @@ Importing this package registers every game three ways under the ``incentive_env
 generic adapter over B single envs.
 
 ``gymnasium.make("incentive_envs:incentive_envs/<Name>-v0")`` works without importing this package first.
+
+:data:`VARIANTS` are registered the same three ways: a game of :data:`ENVS` with other defaults (the contextual
+Escape Room, ``escape_room_contextual``), built by the module's ``<prefix>parallel_env`` / ``<prefix>env`` /
+``<prefix>batched_env``. They are kept out of ``ENVS``, which the cross-game suites iterate, so that each variant
+is tested by its own suite.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from incentive_envs.vector import BatchedParallelEnv, batch_of
 
 __all__ = [
     "ENVS",
+    "VARIANTS",
     "EnvEntry",
     "JointActionEnv",
     "SingleAgentEnv",
@@ -41,10 +47,13 @@ __all__ = [
 
 
 class EnvEntry:
-    """One registered game: its PettingZoo name, its Gymnasium CamelCase name and the implementing module."""
+    """One registered game: its PettingZoo name, its Gymnasium CamelCase name and the implementing module.
 
-    def __init__(self, name: str, gym_name: str, module: str) -> None:
-        self.name, self.gym_name, self.module = name, gym_name, module
+    ``prefix`` names the module's factories: ``<prefix>parallel_env``, ``<prefix>env`` and ``<prefix>batched_env``.
+    """
+
+    def __init__(self, name: str, gym_name: str, module: str, prefix: str = "") -> None:
+        self.name, self.gym_name, self.module, self.prefix = name, gym_name, module, prefix
 
     @property
     def pz_id(self) -> str:
@@ -65,6 +74,9 @@ ENVS: Final[tuple[EnvEntry, ...]] = (
     EnvEntry("cleanup", "Cleanup", "incentive_envs.cleanup"),
     EnvEntry("harvest", "Harvest", "incentive_envs.harvest"),
 )
+VARIANTS: Final[tuple[EnvEntry, ...]] = (
+    EnvEntry("escape_room_contextual", "EscapeRoomContextual", "incentive_envs.escape_room", prefix="contextual_"),
+)
 
 
 def _entry_points(module: str, attr: str) -> Any:
@@ -76,12 +88,12 @@ def _entry_points(module: str, attr: str) -> Any:
     return make
 
 
-def _make_joint(module: str, **kwargs: Any) -> JointActionEnv:
-    return JointActionEnv(importlib.import_module(module).parallel_env, **kwargs)
+def _make_joint(module: str, attr: str, **kwargs: Any) -> JointActionEnv:
+    return JointActionEnv(getattr(importlib.import_module(module), attr), **kwargs)
 
 
-def _make_single(module: str, **kwargs: Any) -> SingleAgentEnv:
-    return SingleAgentEnv(importlib.import_module(module).parallel_env, **kwargs)
+def _make_single(module: str, attr: str, **kwargs: Any) -> SingleAgentEnv:
+    return SingleAgentEnv(getattr(importlib.import_module(module), attr), **kwargs)
 
 
 def make_parallel(name: str, **kwargs: Any) -> Any:
@@ -102,32 +114,33 @@ def make_batched(name: str, n_envs: int, **kwargs: Any) -> BatchedParallelEnv:
         TypeError: the game cannot be batched (the reason is given).
     """
     short = name.removeprefix("incentive_envs/").removesuffix("-v0")
-    entry = next((e for e in ENVS if e.name == short), None)
+    entry = next((e for e in (*ENVS, *VARIANTS) if e.name == short), None)
     if entry is None:
-        raise ValueError(f"unknown game {name!r}; registered games: {[e.name for e in ENVS]}")
+        raise ValueError(f"unknown game {name!r}; registered games: {[e.name for e in (*ENVS, *VARIANTS)]}")
     module = entry.load()
-    if hasattr(module, "batched_env"):
-        return module.batched_env(n_envs, **kwargs)
-    return batch_of(functools.partial(module.parallel_env, **kwargs), n_envs)
+    if hasattr(module, f"{entry.prefix}batched_env"):
+        return getattr(module, f"{entry.prefix}batched_env")(n_envs, **kwargs)
+    return batch_of(functools.partial(getattr(module, f"{entry.prefix}parallel_env"), **kwargs), n_envs)
 
 
 def _register_all() -> None:
-    for entry in ENVS:
+    for entry in (*ENVS, *VARIANTS):
         if entry.pz_id in pettingzoo.env_registry.registration.parallel_registry:
             continue  # idempotent on re-import
-        pettingzoo.register("parallel", entry.pz_id, entry_point=_entry_points(entry.module, "parallel_env"))
-        pettingzoo.register("aec", entry.pz_id, entry_point=_entry_points(entry.module, "env"))
+        parallel = f"{entry.prefix}parallel_env"
+        pettingzoo.register("parallel", entry.pz_id, entry_point=_entry_points(entry.module, parallel))
+        pettingzoo.register("aec", entry.pz_id, entry_point=_entry_points(entry.module, f"{entry.prefix}env"))
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             try:
                 gymnasium.register(
                     id=f"incentive_envs/{entry.gym_name}-v0",
-                    entry_point=functools.partial(_make_joint, entry.module),
+                    entry_point=functools.partial(_make_joint, entry.module, parallel),
                     disable_env_checker=False,
                 )
                 gymnasium.register(
                     id=f"incentive_envs/{entry.gym_name}SingleAgent-v0",
-                    entry_point=functools.partial(_make_single, entry.module),
+                    entry_point=functools.partial(_make_single, entry.module, parallel),
                 )
             except RegistrationError:  # pragma: no cover - re-import in an odd order
                 pass
