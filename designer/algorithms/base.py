@@ -2,8 +2,8 @@
 
 Every designer exposes the payment rule the incentive wrapper applies during rollouts (``incentive``, an
 :class:`~designer.rollout.IncentivePolicy`, whose exact inputs the rollout records for recomputation), an optional
-control point of its own (``wrap_env``), and one training iteration (``iterate``). The learning agents are
-driven through :func:`designer.learners.inner_update`.
+control point of its own (``wrap_env``, and ``batched_wrap_env`` for the batched rollout), and one training
+iteration (``iterate``). The learning agents are driven through :func:`designer.learners.inner_update`.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ from designer.learners import AgentLearner, Params, detach_params, inner_update
 from designer.rollout import EpisodeStats, IncentiveInputs, IncentivePolicy
 from designer.stacked import CannotStack
 from designer.task import SlotRule, Task
+from incentive_envs.vector import BatchedParallelEnv
 from wrappers import BatchedModuleIncentive, StepContext
 
 __all__ = [
@@ -100,6 +101,22 @@ class Designer:
         designer samples from there (so that evaluation leaves the training RNGs untouched)."""
         return env
 
+    def batched_wrap_env(self, env: BatchedParallelEnv, eval_generator: torch.Generator | None = None
+                         ) -> BatchedParallelEnv:
+        """The batched counterpart of :meth:`wrap_env`: wrap the task's batched env (B copies) before the batched
+        incentive wrapper goes on, so copy ``b`` is controlled as the ``b``-th env of the sequential path is (the
+        tax designers add a :class:`~wrappers.BatchedTaxRatesWrapper`). Default: unchanged.
+
+        A designer that overrides :meth:`wrap_env` runs on the batched rollout only if it overrides this too
+        (:meth:`batched_incentive` refuses it otherwise). ``eval_generator`` is as for :meth:`wrap_env`."""
+        return env
+
+    def _batches_control_point(self) -> bool:
+        """Whether the batched rollout controls this designer's envs as the sequential one does: it acts through
+        no control point of its own, or gives the batched one (:meth:`batched_wrap_env`) with it."""
+        kind = type(self)
+        return kind.wrap_env is Designer.wrap_env or kind.batched_wrap_env is not Designer.batched_wrap_env
+
     def eval_incentive(self, generator: torch.Generator) -> IncentivePolicy | None:
         """The incentive function for evaluation rollouts (stochastic designers sample from ``generator``)."""
         return self.incentive
@@ -109,25 +126,24 @@ class Designer:
         batched rollout (:mod:`designer.batched_rollout`); None pays nothing.
 
         The base class has one only for designers that pay nothing. Designers with a payment rule give theirs
-        (MetaGrad, AMD, dual-RL, fixed); designers acting through their own control point (:meth:`wrap_env`,
-        e.g. the Gather-Trade-Build tax designers) stay on the sequential rollout for now.
+        (MetaGrad, AMD, dual-RL, fixed); designers acting through their own control point (:meth:`wrap_env`) need
+        its batched counterpart too (:meth:`batched_wrap_env`, as the Gather-Trade-Build tax designers have).
 
         Raises:
-            CannotBatch: this designer has no batched payment rule (the message says why).
+            CannotBatch: this designer has no batched payment rule or control point (the message says why).
         """
         name = type(self).__name__
-        if type(self).wrap_env is not Designer.wrap_env:
-            raise CannotBatch(f"designer {name} acts through its own control point (wrap_env), which the batched "
-                              "rollout does not support yet")
+        if not self._batches_control_point():
+            raise CannotBatch(f"designer {name} acts through its own control point (wrap_env) and has no batched "
+                              "one (batched_wrap_env)")
         if self.incentive is None and type(self).eval_incentive is Designer.eval_incentive:
             return None
         raise CannotBatch(f"designer {name} has no batched payment rule (batched_incentive)")
 
     def _batches_own_rule(self, cls: type[Designer], *hooks: str) -> bool:
         """Whether this designer still pays with ``cls``'s own rule: it changes none of ``hooks`` (the methods
-        that build the rule) nor :meth:`wrap_env` below ``cls``."""
-        return all(getattr(type(self), h) is getattr(cls, h) for h in hooks) and (
-            type(self).wrap_env is Designer.wrap_env)
+        that build the rule), and the batched rollout controls its envs (:meth:`_batches_control_point`)."""
+        return all(getattr(type(self), h) is getattr(cls, h) for h in hooks) and self._batches_control_point()
 
     def batched_module_incentive(self, net: nn.Module, output: str) -> BatchedModuleIncentive:
         """``net`` paying ``scale * net(x)[slot]`` on the task's batched features and ``output``'s batched slots

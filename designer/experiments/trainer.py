@@ -179,18 +179,18 @@ class Trainer:
             CannotBatch: ``vectorized=True`` for a task or designer that has no batched path (naming why).
         """
         eval_gen = None if eval_seed is None else torch.Generator().manual_seed(eval_seed + 1)
+        control = None if eval_seed is None else torch.Generator().manual_seed(eval_seed + 2)
         worker: Worker
         if self.config.vectorized:
             try:
                 policy = self.designer.batched_incentive(eval_gen)
-                env = self.task.make_batched_env(n_envs)
+                env = self.designer.batched_wrap_env(self.task.make_batched_env(n_envs), control)
                 worker = BatchedRolloutWorker(env, self.task, policy)
             except CannotBatch as err:
                 raise CannotBatch(f"vectorized=True cannot run designer {self.designer_config.algorithm!r} on task "
                                   f"{self.task.name!r}: {err}; use vectorized=False (the sequential rollout)") from err
         else:
             incentive = self.designer.incentive if eval_gen is None else self.designer.eval_incentive(eval_gen)
-            control = None if eval_seed is None else torch.Generator().manual_seed(eval_seed + 2)
             worker = RolloutWorker([self.designer.wrap_env(self.task.make_env(), control) for _ in range(n_envs)],
                                    self.task, incentive)
         worker.reset(seed)

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 from designer.tasks.gather_trade_build.designers import (
+    BatchedStepLog,
     StepLog,
     TaxDualRLDesigner,
     TaxMetaGradDesigner,
@@ -21,6 +22,7 @@ from designer.tasks.gather_trade_build.records import StepFeatures, rebuild_rewa
 from designer.tasks.gather_trade_build.task import evaluate_taxes, gtb_task
 
 __all__ = [
+    "BatchedStepLog",
     "GTBTask",
     "GTBTaxOptions",
     "PlannerNet",

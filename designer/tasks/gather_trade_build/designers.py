@@ -1,6 +1,8 @@
 """The Gather-Trade-Build tax designers: each sets the 7 marginal rates of every tax period through
 :class:`wrappers.TaxRatesWrapper` (the env's public ``set_tax_rates``/``tax_cycle_position``), so every tax
-designer plugs into the generic trainer through :meth:`Designer.wrap_env` (method.md §2.5, §3.3, §4.1).
+designer plugs into the generic trainer through :meth:`Designer.wrap_env` (method.md §2.5, §3.3, §4.1), and into
+its batched rollout (``TrainConfig.vectorized``) through :meth:`Designer.batched_wrap_env` and
+:class:`wrappers.BatchedTaxRatesWrapper` over the native batched env, logging with :class:`BatchedStepLog`.
 
 - :class:`TaxMetaGradDesigner` (``metagrad``, ``metagrad_m2``): a tax network maps the planner's observation held
   from the period's first step to the rates; the agents' rewards are rebuilt differentiably from the logged step
@@ -26,11 +28,13 @@ from typing import Any
 
 import numpy as np
 import torch
+from numpy.typing import NDArray
 from torch import Tensor, nn
 
 from designer.algorithms.base import Collect, Designer, IncentiveCall, Metrics, require_finite
 from designer.algorithms.metagrad import MetaGradDesigner
 from designer.batch import Batch, discounted_returns
+from designer.batched_rollout import BatchedIncentiveInputs
 from designer.config import DesignerConfig
 from designer.learners import AgentLearner, mixed_probs
 from designer.rollout import IncentiveInputs
@@ -39,9 +43,11 @@ from designer.tasks.gather_trade_build.game import as_gtb_task
 from designer.tasks.gather_trade_build.networks import PlannerNet, StateCritic, TaxNet
 from designer.tasks.gather_trade_build.records import StepFeatures, rebuild_rewards, schedule_of
 from incentive_envs.gtb import FreeMarketTax, GTBSchema, SaezTax, TaxModel, USFederalTax
-from wrappers import StepContext, TaxRatesWrapper
+from incentive_envs.vector import BatchedParallelEnv
+from wrappers import BatchedStepContext, BatchedTaxRatesWrapper, PerCopyRates, StepContext, TaxRatesWrapper
 
 __all__ = [
+    "BatchedStepLog",
     "StepLog",
     "TaxDualRLDesigner",
     "TaxMetaGradDesigner",
@@ -68,6 +74,29 @@ class StepLog(IncentiveCall):
     def pay(self, inputs: IncentiveInputs) -> Mapping[str, float]:
         return {}
 
+    def batched(self) -> BatchedStepLog:
+        """Its counterpart for the batched rollout (the same features, one row per copy)."""
+        return BatchedStepLog(self.features, self.extra)
+
+
+class BatchedStepLog:
+    """:class:`StepLog` for all copies of the batched rollout: pays nothing; its inputs are the rows ``[B, F]`` of
+    the copies' tax data (``extra()`` appended to every row), which the rollout records as ``Batch.features``."""
+
+    def __init__(self, features: StepFeatures, extra: Callable[[], list[float]] | None = None) -> None:
+        self.features = features
+        self.extra = extra
+
+    def inputs(self, ctx: BatchedStepContext) -> BatchedIncentiveInputs:
+        x = self.features.batched(ctx)
+        if self.extra is not None:
+            more = np.asarray(self.extra(), dtype=np.float32)
+            x = np.concatenate([x, np.broadcast_to(more, (len(x), len(more)))], axis=-1)
+        return x, np.zeros(ctx.shape, dtype=np.int64)
+
+    def pay(self, inputs: BatchedIncentiveInputs) -> NDArray[np.float64]:
+        return np.zeros(inputs[1].shape)
+
 
 def rate_metrics(batch: Batch, schema: GTBSchema) -> Metrics:
     """``rate_<b>``: the mean rate of bracket ``b`` over the periods enacted in ``batch`` (empty when none was)."""
@@ -87,17 +116,24 @@ class _ReportsRates(Designer):
         next_batch, metrics = super().iterate(learner, collect, batch)
         return next_batch, {**metrics, **rate_metrics(batch, self.schema)}
 
+    def batched_incentive(self, generator: torch.Generator | None = None) -> BatchedStepLog:
+        """The batched counterpart of the designer's :class:`StepLog` (it pays nothing, evaluation included)."""
+        log = self.incentive
+        if not isinstance(log, StepLog):  # pragma: no cover - every tax designer logs through a StepLog
+            raise TypeError(f"{type(self).__name__} logs through {type(log).__name__}, not a StepLog")
+        return log.batched()
+
 
 class _NetRates:
-    """The MetaGrad tax network as a ``rates_fn``: rates from the planner's observation, no gradient."""
+    """The MetaGrad tax network as a ``rates_fn``: rates ``[..., K]`` from the planner's observations ``[..., S]``
+    (one state, or one per copy for the batched wrapper: one forward), no gradient."""
 
     def __init__(self, net: nn.Module) -> None:
         self.net = net
 
     def __call__(self, state: np.ndarray) -> np.ndarray:
         with torch.no_grad():
-            x = torch.as_tensor(np.asarray(state, dtype=np.float32)).reshape(1, -1)
-            return self.net(x)[0].double().numpy()
+            return self.net(torch.as_tensor(np.asarray(state, dtype=np.float32))).double().numpy()
 
 
 class TaxMetaGradDesigner(_ReportsRates, MetaGradDesigner):
@@ -122,6 +158,10 @@ class TaxMetaGradDesigner(_ReportsRates, MetaGradDesigner):
 
     def wrap_env(self, env: Any, eval_generator: torch.Generator | None = None) -> TaxRatesWrapper:
         return TaxRatesWrapper(env, _NetRates(self.net))
+
+    def batched_wrap_env(self, env: BatchedParallelEnv, eval_generator: torch.Generator | None = None
+                         ) -> BatchedTaxRatesWrapper:
+        return BatchedTaxRatesWrapper(env, _NetRates(self.net))
 
     def rates(self, batch: Batch) -> Tensor:
         """``[B, T, K]`` rates of the network on each enactment step's held period-start observation (0 elsewhere)."""
@@ -149,7 +189,11 @@ class TaxMetaGradDesigner(_ReportsRates, MetaGradDesigner):
 
 
 class _PlannerRates:
-    """The dual-RL planner as a ``rates_fn``: samples one level per bracket from its masked, mixed policy."""
+    """The dual-RL planner as a ``rates_fn``: samples one level per bracket from its masked, mixed policy.
+
+    Takes one planner observation ``[S]`` or one per copy ``[B, S]`` (the batched wrapper): the policy runs once,
+    and the levels are drawn copy by copy in batch order, as B sequential envs sharing the generator draw them.
+    """
 
     def __init__(self, designer: TaxDualRLDesigner, generator: torch.Generator, explore: bool) -> None:
         self.designer = designer
@@ -158,10 +202,12 @@ class _PlannerRates:
 
     def __call__(self, state: np.ndarray) -> np.ndarray:
         d = self.designer
-        x = torch.as_tensor(np.asarray(state, dtype=np.float32)).reshape(-1)
+        x = torch.as_tensor(np.asarray(state, dtype=np.float32))
         with torch.no_grad():
             probs = d.probs(x, d.epsilon if self.explore else 0.0, d.cap)
-            level = torch.multinomial(probs, 1, generator=self.generator).squeeze(-1)
+            per_copy = probs.reshape(-1, *probs.shape[-2:])
+            level = torch.stack([torch.multinomial(p, 1, generator=self.generator).squeeze(-1) for p in per_copy])
+            level = level.reshape(probs.shape[:-1])
         current = d.level_of(d.schema.rates(x))
         chosen = torch.where(level == 0, current, level)
         return d.rate_values[chosen].numpy()
@@ -236,8 +282,16 @@ class TaxDualRLDesigner(_ReportsRates):
         return [self.epsilon, self.cap]
 
     def wrap_env(self, env: Any, eval_generator: torch.Generator | None = None) -> TaxRatesWrapper:
+        return TaxRatesWrapper(env, self._rates_fn(eval_generator))
+
+    def batched_wrap_env(self, env: BatchedParallelEnv, eval_generator: torch.Generator | None = None
+                         ) -> BatchedTaxRatesWrapper:
+        return BatchedTaxRatesWrapper(env, self._rates_fn(eval_generator))
+
+    def _rates_fn(self, eval_generator: torch.Generator | None) -> _PlannerRates:
+        """Training: explore, sampling from the designer's generator; evaluation: greedy-masked, from its own."""
         gen = self.generator if eval_generator is None else eval_generator
-        return TaxRatesWrapper(env, _PlannerRates(self, gen, explore=eval_generator is None))
+        return _PlannerRates(self, gen, explore=eval_generator is None)
 
     def update(self, batch: Batch) -> Metrics:
         f = self.step_features.split(batch.features[..., :-2])
@@ -300,6 +354,14 @@ class TaxModelDesigner(_ReportsRates):
 
     def wrap_env(self, env: Any, eval_generator: torch.Generator | None = None) -> TaxRatesWrapper:
         return TaxRatesWrapper(env, self.model if eval_generator is None else copy.deepcopy(self.model))
+
+    def batched_wrap_env(self, env: BatchedParallelEnv, eval_generator: torch.Generator | None = None
+                         ) -> BatchedTaxRatesWrapper:
+        """Training copies share the model, called copy by copy in batch order (as B sequential envs call it);
+        evaluation gives each copy its own copy of the model, as the sequential path gives each env."""
+        rates = PerCopyRates(self.model if eval_generator is None else
+                             [copy.deepcopy(self.model) for _ in range(env.n_envs)])
+        return BatchedTaxRatesWrapper(env, rates)
 
     def state_dict(self) -> dict[str, Any]:
         m = self.model

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import numpy as np
+from numpy.typing import NDArray
 from torch import nn
 
 from designer.config import DesignerConfig
@@ -22,9 +23,9 @@ from designer.registry import DesignerFactory
 from designer.task import Output, Task
 from designer.tasks.gather_trade_build.networks import StateCritic, agent_net_factory
 from designer.tasks.gather_trade_build.records import StepFeatures
-from incentive_envs.gather_trade_build import parallel_env
+from incentive_envs.gather_trade_build import batched_env, parallel_env
 from incentive_envs.gtb.tax_models import annealed_rate_cap
-from wrappers import StepContext
+from wrappers import BatchedStepContext, StepContext
 
 __all__ = ["R_SCALAR", "TAX_MODELS", "GTBTask", "GTBTaxOptions", "as_gtb_task"]
 
@@ -77,12 +78,14 @@ class GTBTaxOptions:
 
 class GTBTask(Task):
     """Shared PPO agents over the flat observation (masked actions), the planner's state as the designer's
-    observation, and the tax designers of :mod:`designer.tasks.gather_trade_build.designers`."""
+    observation, and the tax designers of :mod:`designer.tasks.gather_trade_build.designers`. Its batched env is
+    the native :class:`incentive_envs.gtb.vector.BatchedGTBEnv`."""
 
     def __init__(self, options: GTBTaxOptions, env_kwargs: Mapping[str, Any],
                  designers: Mapping[str, DesignerFactory], **configs: Any) -> None:
         make_env = functools.partial(parallel_env, **env_kwargs)
-        super().__init__("gather_trade_build", make_env, env_kwargs=env_kwargs, **configs)
+        super().__init__("gather_trade_build", make_env, env_kwargs=env_kwargs,
+                         make_batched=functools.partial(batched_env, **env_kwargs), **configs)
         self.designers = dict(designers)
         env = make_env()
         self.schema = env.schema
@@ -107,6 +110,18 @@ class GTBTask(Task):
 
     def action_mask(self, agent: str, obs: Any, info: Mapping[str, Any]) -> np.ndarray:
         return np.asarray(info["action_mask"], dtype=np.float32)
+
+    # the batched rollout's counterparts of the three rules above, vectorized over the copies
+    def batched_features(self, ctx: BatchedStepContext) -> NDArray[np.float32]:
+        return self.step_features.batched(ctx)
+
+    def batched_designer_reward(self, ctx: BatchedStepContext) -> NDArray[np.float64]:
+        infos = ctx.infos
+        return R_SCALAR * np.asarray(infos["productivity"][:, 0], dtype=np.float64) * np.asarray(
+            infos["equality"][:, 0], dtype=np.float64)
+
+    def batched_action_mask(self, obs: NDArray[Any], infos: Mapping[str, NDArray[Any]]) -> NDArray[np.float32]:
+        return np.asarray(infos["action_mask"], dtype=np.float32)
 
     def agent_nets(self) -> NetFactory:
         return agent_net_factory(self.schema)

@@ -12,11 +12,12 @@ from typing import Any
 
 import numpy as np
 import torch
+from numpy.typing import NDArray
 from torch import Tensor
 
 from designer.batch import Batch
 from incentive_envs.gtb import GTBSchema, agent_reward, period_tax, utility
-from wrappers import StepContext
+from wrappers import BatchedStepContext, StepContext
 
 __all__ = ["StepFeatures", "rebuild_rewards", "schedule_of", "tax_report"]
 
@@ -33,24 +34,44 @@ class StepFeatures:
 
     PER_AGENT = ("coin_pre_tax", "labour", "income", "u_prev", "tax_paid", "lump_sum", "coin")
     SCALARS = ("enacted", "period_start", "swf", "productivity", "equality")
+    _INFO_PER_AGENT = ("coin_pre_tax", "labour", "income", "tax_paid", "lump_sum", "coin")  # read from the infos
+    _INFO_SCALARS = ("tax_enacted", "tax_cycle_position", "productivity", "equality")  # the same for every agent
 
     def __init__(self, schema: GTBSchema) -> None:
         self.schema = schema
         self.size = schema.n_agents * len(self.PER_AGENT) + len(self.SCALARS) + schema.n_brackets
 
     def __call__(self, ctx: StepContext) -> np.ndarray:
+        """The feature row ``[F]`` of one step (float32) from the step's infos and env rewards."""
         infos = [ctx.infos[a] for a in ctx.possible_agents]
-        per = {k: np.array([float(i[k]) for i in infos]) for k in ("coin_pre_tax", "labour", "income", "tax_paid",
-                                                                    "lump_sum", "coin")}
-        rewards = np.array([float(ctx.env_rewards[a]) for a in ctx.possible_agents])
-        per["u_prev"] = utility(per["coin"], per["labour"], self.schema.config) - rewards
         first = infos[0]
-        next_pos = int(first["tax_cycle_position"])
-        position = next_pos - 1 if next_pos > 1 else self.schema.tax_period  # this step's position in its period
-        prod, eq = float(first["productivity"]), float(first["equality"])
-        scalars = [float(first["tax_enacted"]), float(ctx.step - (position - 1)), eq * prod / len(infos), prod, eq]
-        parts = [per[k] for k in self.PER_AGENT] + [np.array(scalars), np.asarray(first["marginal_rates"], float)]
-        return np.concatenate(parts).astype(np.float32)
+        per = {k: np.array([[float(i[k]) for i in infos]]) for k in self._INFO_PER_AGENT}
+        rewards = np.array([[float(ctx.env_rewards[a]) for a in ctx.possible_agents]])
+        scalars = {k: np.array([float(first[k])]) for k in self._INFO_SCALARS}
+        rates = np.asarray(first["marginal_rates"], dtype=np.float64)[None]
+        return self._rows(per, rewards, scalars, rates, np.array([ctx.step]))[0]
+
+    def batched(self, ctx: BatchedStepContext) -> NDArray[np.float32]:
+        """:meth:`__call__` of every copy ``[B, F]`` from the batched infos (the rows of copies whose episode is
+        over are meaningless: the batched rollout zeroes them)."""
+        infos = ctx.infos
+        per = {k: np.asarray(infos[k], dtype=np.float64) for k in self._INFO_PER_AGENT}
+        scalars = {k: np.asarray(infos[k][:, 0], dtype=np.float64) for k in self._INFO_SCALARS}
+        rates = np.asarray(infos["marginal_rates"][:, 0], dtype=np.float64)
+        return self._rows(per, np.asarray(ctx.env_rewards, dtype=np.float64), scalars, rates, ctx.step)
+
+    def _rows(self, per: dict[str, NDArray[np.float64]], rewards: NDArray[np.float64],
+              scalars: dict[str, NDArray[np.float64]], rates: NDArray[np.float64], step: NDArray[Any]
+              ) -> NDArray[np.float32]:
+        """The feature rows ``[B, F]`` of B copies from their per-agent infos ``[B, N]``, env rewards ``[B, N]``,
+        the infos shared by the agents ``[B]`` (the first agent's), the rates in force ``[B, K]`` and the steps."""
+        per = {**per, "u_prev": utility(per["coin"], per["labour"], self.schema.config) - rewards}
+        next_pos = scalars["tax_cycle_position"]
+        position = np.where(next_pos > 1, next_pos - 1, self.schema.tax_period)  # this step's position in its period
+        prod, eq = scalars["productivity"], scalars["equality"]
+        columns = [scalars["tax_enacted"], step - (position - 1), eq * prod / rewards.shape[-1], prod, eq]
+        parts = [per[k] for k in self.PER_AGENT] + [np.stack(columns, axis=-1).astype(np.float64), rates]
+        return np.concatenate(parts, axis=-1).astype(np.float32)
 
     def split(self, features: Tensor) -> dict[str, Tensor]:
         """Named views of ``[..., F]`` features: ``[..., N]`` per agent, ``[...]`` scalars, rates ``[..., K]``."""
