@@ -11,18 +11,21 @@ lockstep and which has the batched tax interface (the Gather-Trade-Build batch h
 Before every step that starts a period it calls ``rates_fn(designer_obs)`` once for all copies, with the
 designer's observation ``[B, ...]`` (``env.state()`` when the env has a global state, else the agents' latest
 observations ``[B, N, ...]``), checks the ``[B, K]`` rates (naming the batch index and the bracket of a bad one)
-and sets them. A ``rates_fn`` with ``after_step(infos=, done=, live=)`` is also told about every step (batched
-infos ``{key: [B, N, ...]}``, ``done`` and ``live`` ``[B]``), so adaptive models (Saez) learn from the incomes
-taxed. :class:`PerCopyRates` lifts single-copy ``rates_fn`` s (the tax models of :mod:`incentive_envs.gtb`, any
-``TaxRatesWrapper`` designer): copy by copy, in batch order, as B single wrappers stepped one after the other
-would call them, and ``after_step`` per copy with that copy's PettingZoo infos.
+and sets them. A ``rates_fn`` with ``after_step(infos=, done=, active=)`` is also told about every step (batched
+infos ``{key: [B, N, ...]}``, the copies whose episode ended ``[B]`` and the agents that acted ``[B, N]``), so
+adaptive models (Saez) learn from the incomes taxed. :class:`PerCopyRates` lifts single-copy ``rates_fn`` s (the
+tax models of :mod:`incentive_envs.gtb`, any ``TaxRatesWrapper`` designer): copy by copy, in batch order, as B
+single wrappers stepped one after the other would call them, and ``after_step`` per copy with that copy's
+PettingZoo infos.
 
 Infos gain ``tax_rates_set`` (:data:`~wrappers.tax_rates.RATES_INFO_KEY`): ``[B, N, K]`` float64, the rates set
 before the step for every agent of the copy, and NaN rows where the step did not start a period (all NaN at
 reset, so reset and step infos have the same keys). It is the single wrapper's tuple-or-None, as an array.
 
 B copies reset with ``seed=s`` and driven by ``PerCopyRates(fn)`` set, reward and report exactly what B single
-``TaxRatesWrapper(env, fn)`` reset with ``s, s + 1, ...`` and stepped in batch order do.
+``TaxRatesWrapper(env, fn)`` reset with ``s, s + 1, ...`` and stepped in batch order do (for tax periods longer
+than one step: with one-step periods a shared adaptive model would see, in the single wrappers, the incomes of
+the copies before it taxed within the same step).
 
 A step is checked (call order, then the actions) before ``rates_fn`` is asked, so a rejected step consumes no
 decision of a stateful designer and adds nothing to the schedule; the env's rewards are checked finite.
@@ -45,7 +48,7 @@ __all__ = ["BatchedRatesFunction", "BatchedTaxRatesWrapper", "PerCopyRates", "ch
 
 BatchedRatesFunction = Callable[[NDArray[Any]], ArrayLike]
 """A batched tax designer: rates ``[B, K]`` (in [0, 1]) from the designer's observations ``[B, ...]`` at a period
-start; optionally with ``after_step(infos=, done=, live=)``."""
+start; optionally with ``after_step(infos=, done=, active=)``."""
 
 _TAX_INTERFACE = ("tax_cycle_position", "set_tax_rates", "tax_rates")
 
@@ -94,8 +97,8 @@ class PerCopyRates:
             wrappers sharing it would call it), or one per copy (a sequence of B). Copy ``b``'s function gets
             row ``b`` of the designer's observations (its state, or its agents' observations ``[N, ...]``).
 
-    The single functions' ``after_step(infos=, done=)`` is called per live copy, in batch order, with the copy's
-    own infos (``{agent: {key: value}}``) and whether its episode ended.
+    The single functions' ``after_step(infos=, done=)`` is called per copy that stepped, in batch order, with the
+    copy's own infos (``{agent: {key: value}}``, its agents that acted) and whether its episode ended.
     """
 
     def __init__(self, fns: RatesFunction | Sequence[RatesFunction]) -> None:
@@ -119,9 +122,8 @@ class PerCopyRates:
     def __call__(self, obs: NDArray[Any]) -> NDArray[np.float64]:
         return np.stack([np.asarray(self._fn(b)(row), dtype=np.float64) for b, row in enumerate(obs)])
 
-    def after_step(self, *, infos: BatchedInfos, done: NDArray[np.bool_], live: NDArray[np.bool_]) -> None:
-        active = np.repeat(live[:, None], len(self.agents), axis=1)
-        for b in np.flatnonzero(live):
+    def after_step(self, *, infos: BatchedInfos, done: NDArray[np.bool_], active: NDArray[np.bool_]) -> None:
+        for b in np.flatnonzero(active.any(axis=1)):
             hook = getattr(self._fn(int(b)), "after_step", None)
             if callable(hook):
                 hook(infos=copy_infos(infos, int(b), self.agents, active), done=bool(done[b]))
@@ -134,7 +136,7 @@ class BatchedTaxRatesWrapper(EpisodeGuard, BatchedParallelEnv):
         env: a batched env whose copies step in lockstep, with ``tax_cycle_position``, ``set_tax_rates`` and
             ``tax_rates``.
         rates_fn: ``rates_fn(designer_obs [B, ...]) -> [B, K]``; optionally with ``after_step(infos=, done=,
-            live=)`` and ``bind(possible_agents)``.
+            active=)`` and ``bind(possible_agents)``.
 
     Attributes:
         rates: ``[B, K]``, the rates set most recently (None before the first period of the run).
@@ -209,9 +211,9 @@ class BatchedTaxRatesWrapper(EpisodeGuard, BatchedParallelEnv):
 
     def step(self, actions: Any) -> BatchedStep:
         self._check_step()
-        live = ~self.env.done
-        acts = check_batched_actions(actions, self.n_envs, self.possible_agents, self.env.action_counts,
-                                     self.env.active)
+        active = self.env.active
+        live = active.any(axis=1)
+        acts = check_batched_actions(actions, self.n_envs, self.possible_agents, self.env.action_counts, active)
         set_now = self._set_rates(live) if self.env.tax_cycle_position == 1 else self._not_set()
         self._env_stepped()  # the env has its rates: a raise from here on needs a reset
         obs, rewards, terms, truncs, infos = self.env.step(acts)
@@ -219,7 +221,7 @@ class BatchedTaxRatesWrapper(EpisodeGuard, BatchedParallelEnv):
         self._obs = np.where(live.reshape(-1, *([1] * (np.ndim(obs) - 1))), obs, self._obs)
         self._step_done()
         if callable(self._after_step):
-            self._after_step(infos=infos, done=self.env.done, live=live)
+            self._after_step(infos=infos, done=self.env.done, active=active)
         return obs, rewards, terms, truncs, {**infos, RATES_INFO_KEY: set_now}
 
     # -- helpers ----------------------------------------------------------------------------------------------
