@@ -26,7 +26,7 @@ from designer.experiments.aggregate import (
 from designer.experiments.checkpoint import load_checkpoint
 from designer.experiments.cli import add_aggregate_subcommand, add_sweep_subcommand
 from designer.experiments.spec import Sweep, Trial, Variant
-from designer.experiments.sweep import TrialResult, read_result, run_sweep
+from designer.experiments.sweep import TrialResult, read_result, run_sweep, stack_groups
 from designer.tasks import make_task
 
 # IPD learns visibly within a few dozen episodes, so variants and seeds give different curves.
@@ -73,9 +73,10 @@ def _assert_same_trials(a: Path, b: Path, names: list[str], resumed_at: dict[str
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory) -> Path:
-    """The tiny sweep run sequentially, uninterrupted: every other runner must reproduce it exactly."""
+    """The tiny sweep run trial by trial, uninterrupted: every other runner must reproduce it exactly (the stacked
+    local runner within float rounding)."""
     out = tmp_path_factory.mktemp("reference")
-    summary = run_sweep(Sweep.from_dict(TINY), out)
+    summary = run_sweep(Sweep.from_dict(TINY), out, stack="off")
     assert summary.ok and summary.skipped == ()
     return out
 
@@ -184,7 +185,7 @@ def test_reference_outputs(reference: Path):
 
 @pytest.mark.slow  # spawning worker processes that import torch takes ~10 s on 2 shared cores
 def test_process_pool_gives_the_same_per_seed_results(reference: Path, tmp_path: Path):
-    summary = run_sweep(Sweep.from_dict(TINY), tmp_path, workers=2)
+    summary = run_sweep(Sweep.from_dict(TINY), tmp_path, workers=2, stack="off")
     assert summary.ok
     _assert_same_trials(reference, tmp_path, [t.name for t in Sweep.from_dict(TINY).trials()])
 
@@ -207,6 +208,29 @@ def test_ray_tune_gives_the_same_per_seed_results(reference: Path, tmp_path: Pat
         assert [x["episode"] for x in lines[:5]] == [0, 10, 20, 30, 40]
         assert lines[-1]["status"] == "ok" and lines[-1]["welfare"] == read_result(tmp_path / name).welfare  # type: ignore[union-attr]
     assert load_trials(tmp_path)[0].path.parent == tmp_path.resolve()  # _ray/ is not mistaken for a trial
+
+
+def test_stacked_sweep_groups_seeds_and_reproduces_the_trials(reference: Path, tmp_path: Path):
+    """By default the local runner trains each variant's seeds as one stacked program: the same trials (every
+    evaluation within float rounding, the same result files), two groups of two seeds."""
+    sweep = Sweep.from_dict(TINY)
+    groups = stack_groups(sweep.trials())
+    assert [[t.name for t in g] for g in groups] == [
+        ["ipd__metagrad__base__seed3", "ipd__metagrad__base__seed4"],
+        ["ipd__metagrad__fast__seed3", "ipd__metagrad__fast__seed4"]]
+    assert [len(g) for g in stack_groups(sweep.trials(), workers=4)] == [1, 1, 1, 1]
+    summary = run_sweep(sweep, tmp_path)
+    assert summary.ok
+    for t in sweep.trials():
+        rows, ref = _log_rows(tmp_path / t.name), _log_rows(reference / t.name)
+        assert [r["episode"] for r in rows] == [r["episode"] for r in ref]
+        for r, q in zip(rows, ref):
+            for k in ("welfare", "incentives", "net"):
+                assert float(r[k]) == pytest.approx(float(q[k]), rel=1e-5, abs=1e-6), (t.name, k)
+        pa, pb = _params(tmp_path / t.name), _params(reference / t.name)
+        for k in pa:
+            torch.testing.assert_close(pa[k], pb[k], rtol=1e-4, atol=1e-6)
+        assert read_result(tmp_path / t.name).status == "ok"  # type: ignore[union-attr]
 
 
 # -------------------------------------------------------------------------- resume
@@ -247,7 +271,7 @@ def test_changed_configs_in_the_same_folder_are_refused_but_extensions_are_fine(
                                "train": {**TINY["train"], "episodes": 50}})
     with pytest.raises(ValueError, match=r"different configs.*train\.episodes: 40 -> 50"):
         run_sweep(changed, tmp_path)
-    extended = run_sweep(Sweep.from_dict(TINY), tmp_path)  # more seeds and variants: the old trial is kept
+    extended = run_sweep(Sweep.from_dict(TINY), tmp_path, stack="off")  # more seeds, variants: old trial kept
     assert extended.ok and extended.skipped == ("ipd__metagrad__base__seed3",)
     _assert_same_trials(reference, tmp_path, [t.name for t in Sweep.from_dict(TINY).trials()])
 

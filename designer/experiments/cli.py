@@ -443,6 +443,9 @@ def add_sweep_subcommand(subparsers: Any) -> argparse.ArgumentParser:
     parser.add_argument("--runner", default="local", choices=("local", "ray"),
                         help="where trials run: local processes, or a Ray cluster (the ray extra)")
     parser.add_argument("--workers", type=_POSITIVE, default=1, help="local runner: parallel trial processes")
+    parser.add_argument("--stack", choices=("auto", "on", "off"), default="auto",
+                        help="local runner: train each configuration's seeds as one stacked program ('auto': where "
+                             "the networks are MLPs; 'on': also conv networks; 'off': trial by trial)")
     parser.add_argument("--address", default=None, help='ray runner: cluster address ("auto" on a cluster node)')
     parser.add_argument("--num-cpus", type=_POSITIVE, default=None, help="ray runner without --address: local CPUs")
     parser.add_argument("--max-retries", type=_NON_NEGATIVE, default=None, help="override the spec's max_retries")
@@ -465,7 +468,7 @@ def run_sweep_cli(args: argparse.Namespace) -> int:
     if args.max_retries is not None:
         sweep = replace(sweep, max_retries=args.max_retries)
     summary = run_sweep(sweep, out, runner=args.runner, workers=args.workers, address=args.address,
-                        num_cpus=args.num_cpus)
+                        num_cpus=args.num_cpus, stack=args.stack)
     print(summary.table())
     if not args.no_aggregate:
         for kind, path in write_results(out, plots=_can_plot()).items():

@@ -11,8 +11,10 @@ Each trial is one run of the ordinary :class:`~designer.experiments.trainer.Trai
 
 Running a sweep again resumes it: trials with an ``"ok"`` ``result.json`` are skipped, trials with a checkpoint
 continue from it (bit-exactly, see :meth:`Trainer.resume`), the rest start over. A trial that raises is retried up
-to ``max_retries`` times, then recorded as failed and listed in the summary. Trials are deterministic per seed,
-so the local runner and the Ray runner write identical logs.
+to ``max_retries`` times, then recorded as failed and listed in the summary. Trials are deterministic per seed:
+run one by one (``stack="off"``, and on Ray), the local and the Ray runner write identical logs. By default the
+local runner trains each configuration's seeds as one stacked program (:func:`execute_stacked`), which gives the
+same trials within float rounding, several times faster for small networks.
 
 A running sweep holds ``<sweep_dir>/sweep.lock`` (a second sweep in the same folder fails at once, naming the
 holder), and each trial's trainer holds its trial folder's ``run.lock`` while it trains. The sweep owns its trial
@@ -32,12 +34,25 @@ from typing import Any, Literal
 
 import numpy as np
 
+from designer.batched_rollout import CannotBatch
 from designer.config import config_from_dict, config_to_dict
 from designer.experiments.runfolder import RunLock
+from designer.experiments.seed_stack import SeedStack
 from designer.experiments.spec import Sweep, Trial, json_ready
 from designer.experiments.trainer import Trainer
+from designer.stacked import CannotStack
 
-__all__ = ["SweepSummary", "TrialResult", "execute_trial", "prepare_sweep", "read_result", "run_sweep"]
+__all__ = [
+    "StackMode",
+    "SweepSummary",
+    "TrialResult",
+    "execute_stacked",
+    "execute_trial",
+    "prepare_sweep",
+    "read_result",
+    "run_sweep",
+    "stack_groups",
+]
 
 _TRAINABLE_CPUS = 1
 
@@ -147,23 +162,10 @@ def execute_trial(
             trainer.train(callback=callback)
             if callback is not None:
                 callback(trainer)
-            hist = trainer.progress.history[-last_k:]
-            means = {k: float(np.mean([getattr(h, k) for h in hist])) for k in ("welfare", "incentives", "net")}
-            bad = {k: v for k, v in means.items() if not np.isfinite(v)}
-            if bad:
-                raise FloatingPointError(f"non-finite final metrics {bad}")
+            result = _ok_result(trial, trainer, last_k, attempt, t0, resumed_from, errors)
         except Exception as err:
-            errors.append(f"{type(err).__name__}: {err}".splitlines()[0])
-            with (trial_dir / "error.txt").open("a") as fh:
-                fh.write(f"=== {trial.name} attempt {attempt}/{max_retries + 1} "
-                         f"({time.strftime('%Y-%m-%d %H:%M:%S')})\n{traceback.format_exc()}\n")
+            errors.append(_log_error(trial, trial_dir, f"attempt {attempt}/{max_retries + 1}", err))
             continue
-        result = TrialResult(
-            trial=trial.name, status="ok", attempts=attempt, wall_seconds=time.perf_counter() - t0,
-            episodes=trainer.progress.episodes, last_k=last_k, **means, episodes_to_95=trainer.episodes_to(0.95),
-            optimum=trainer.task.optimum, resumed_from=resumed_from, config_hash=trial.config_hash,
-            errors=tuple(errors),
-        )
         break
     else:
         result = TrialResult(
@@ -173,6 +175,80 @@ def execute_trial(
         )
     _write_json(trial_dir / "result.json", result.to_dict())
     return result
+
+
+def _ok_result(trial: Trial, trainer: Trainer, last_k: int, attempts: int, t0: float, resumed_from: int | None,
+               errors: Sequence[str]) -> TrialResult:
+    """The ``"ok"`` result of a trial trained to its budget; ``FloatingPointError`` on non-finite final metrics."""
+    hist = trainer.progress.history[-last_k:]
+    means = {k: float(np.mean([getattr(h, k) for h in hist])) for k in ("welfare", "incentives", "net")}
+    bad = {k: v for k, v in means.items() if not np.isfinite(v)}
+    if bad:
+        raise FloatingPointError(f"non-finite final metrics {bad}")
+    return TrialResult(
+        trial=trial.name, status="ok", attempts=attempts, wall_seconds=time.perf_counter() - t0,
+        episodes=trainer.progress.episodes, last_k=last_k, **means, episodes_to_95=trainer.episodes_to(0.95),
+        optimum=trainer.task.optimum, resumed_from=resumed_from, config_hash=trial.config_hash,
+        errors=tuple(errors),
+    )
+
+
+def _log_error(trial: Trial, trial_dir: Path, what: str, err: Exception) -> str:
+    """Append the traceback of ``err`` to the trial's ``error.txt``; returns its one-line summary."""
+    with (trial_dir / "error.txt").open("a") as fh:
+        fh.write(f"=== {trial.name} {what} ({time.strftime('%Y-%m-%d %H:%M:%S')})\n{traceback.format_exc()}\n")
+    return f"{type(err).__name__}: {err}".splitlines()[0]
+
+
+StackMode = Literal["auto", "on", "off"]
+"""Whether trials that differ only in seed train as one stacked program (see :func:`execute_stacked`)."""
+
+
+def execute_stacked(
+    trials: Sequence[Trial], sweep_dir: str | Path, *, max_retries: int = 0, last_k: int = 5, stack: StackMode = "auto",
+) -> list[TrialResult]:
+    """Run trials that differ only in seed as one stacked program
+    (:class:`~designer.experiments.seed_stack.SeedStack`: the same runs within float rounding, several times
+    faster for small networks), each writing its usual files and ``result.json``.
+
+    ``stack="auto"`` stacks only where the rollouts' networks are MLPs, ``"on"`` wherever the designer and game
+    allow. Trials that cannot stack (another designer, runs at different points of training), and every trial of
+    a stacked attempt that raised (its traceback goes to each trial's ``error.txt``), run one by one through
+    :func:`execute_trial`, which continues their checkpoints and retries.
+    """
+    root = Path(sweep_dir)
+    if len(trials) > 1 and stack != "off":
+        t0 = time.perf_counter()
+        try:
+            started = [_start(t, root / t.name) for t in trials]
+            group = SeedStack([trainer for trainer, _ in started])
+            usable = stack == "on" or group.mlp_only
+        except (CannotStack, CannotBatch, ValueError):  # execute_trial records a bad checkpoint per trial
+            usable = False
+        if usable:
+            try:
+                group.train()
+                results = [_ok_result(t, trainer, last_k, 1, t0, resumed, ())
+                           for t, (trainer, resumed) in zip(trials, started)]
+            except Exception as err:
+                for t in trials:
+                    _log_error(t, root / t.name, "stacked attempt", err)
+            else:
+                for result in results:
+                    _write_json(root / result.trial / "result.json", result.to_dict())
+                return results
+    return [execute_trial(t, root, max_retries=max_retries, last_k=last_k) for t in trials]
+
+
+def stack_groups(trials: Sequence[Trial], workers: int = 1) -> list[list[Trial]]:
+    """Trials grouped by everything but the seed, each group split so that there are at least ``workers``
+    groups when the trials allow (a group is one stacked program, run by one worker)."""
+    groups: dict[str, list[Trial]] = {}
+    for t in trials:
+        key = json.dumps(json_ready({**t.configs(), "train": {**t.configs()["train"], "seed": 0}}), sort_keys=True)
+        groups.setdefault(key, []).append(t)
+    split = max(1, -(-workers // max(len(groups), 1)))
+    return [part for g in groups.values() for part in (g[i::split] for i in range(split)) if part]
 
 
 # --------------------------------------------------------------------------- runners
@@ -246,12 +322,20 @@ def prepare_sweep(sweep: Sweep, sweep_dir: str | Path) -> list[Trial]:
 
 
 def _run_local(trials: Sequence[Trial], root: Path, sweep: Sweep, workers: int,
-               callback: Callable[[Trial, Trainer], None] | None) -> None:
+               callback: Callable[[Trial, Trainer], None] | None, stack: StackMode) -> None:
     kwargs: dict[str, Any] = {"max_retries": sweep.max_retries, "last_k": sweep.last_k}
-    if workers == 1:
+    if workers == 1 and callback is not None:  # the callback follows one trainer at a time: no stacking
+        follow = callback
         for trial in trials:
-            cb = (lambda trainer, trial=trial: callback(trial, trainer)) if callback is not None else None
-            execute_trial(trial, root, callback=cb, **kwargs)
+            def each(trainer: Trainer, trial: Trial = trial) -> None:
+                follow(trial, trainer)
+
+            execute_trial(trial, root, callback=each, **kwargs)
+        return
+    groups = stack_groups(trials, workers) if stack != "off" else [[t] for t in trials]
+    if workers == 1:
+        for group in groups:
+            execute_stacked(group, root, stack=stack, **kwargs)
         return
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -259,12 +343,13 @@ def _run_local(trials: Sequence[Trial], root: Path, sweep: Sweep, workers: int,
 
     # spawn, not fork: forking a process that has initialised torch's thread pools can deadlock
     with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = {pool.submit(execute_trial, trial, root, **kwargs): trial for trial in trials}
+        futures = {pool.submit(execute_stacked, group, root, stack=stack, **kwargs): group for group in groups}
         for future in as_completed(futures):
             try:
                 future.result()
             except BrokenProcessPool as err:  # a worker died (e.g. killed for memory): record it, keep the rest
-                _record_lost(futures[future], root, sweep, f"worker process died: {err}")
+                for trial in futures[future]:
+                    _record_lost(trial, root, sweep, f"worker process died: {err}")
 
 
 def _record_lost(trial: Trial, root: Path, sweep: Sweep, message: str) -> None:
@@ -358,6 +443,7 @@ def run_sweep(
     address: str | None = None,
     num_cpus: int | None = None,
     callback: Callable[[Trial, Trainer], None] | None = None,
+    stack: StackMode = "auto",
 ) -> SweepSummary:
     """Run (or resume) a sweep and write ``summary.json``.
 
@@ -368,11 +454,16 @@ def run_sweep(
         workers: local runner: trials run in parallel in this many spawned processes (1: in this process).
         address: Ray runner: the cluster address (``"auto"`` on a cluster node; None starts a local Ray).
         num_cpus: Ray runner without ``address``: CPUs of the local Ray instance (default: all).
-        callback: local runner with ``workers == 1``: called as ``callback(trial, trainer)`` every iteration.
+        callback: local runner with ``workers == 1``: called as ``callback(trial, trainer)`` every iteration
+            (trials then run one by one).
+        stack: local runner: trials that differ only in seed train as one stacked program (see
+            :func:`execute_stacked`; ``"off"``: one by one). The Ray runner runs one trial per task.
 
     Returns:
         The summary: every trial's result, the ones skipped because they were already done, and failures.
     """
+    if stack not in ("auto", "on", "off"):
+        raise ValueError(f"stack must be 'auto', 'on' or 'off', got {stack!r}")
     if runner not in ("local", "ray"):
         raise ValueError(f"runner must be 'local' or 'ray', got {runner!r}")
     if not isinstance(workers, int) or workers < 1:
@@ -381,11 +472,11 @@ def run_sweep(
         raise ValueError("callback runs in this process: it needs runner='local' and workers=1")
     root = Path(sweep_dir).resolve()
     with RunLock(root, "sweep.lock"):
-        return _run_locked(sweep, root, runner, workers, address, num_cpus, callback)
+        return _run_locked(sweep, root, runner, workers, address, num_cpus, callback, stack)
 
 
 def _run_locked(sweep: Sweep, root: Path, runner: str, workers: int, address: str | None, num_cpus: int | None,
-                callback: Callable[[Trial, Trainer], None] | None) -> SweepSummary:
+                callback: Callable[[Trial, Trainer], None] | None, stack: StackMode) -> SweepSummary:
     """:func:`run_sweep` once it holds the sweep folder's lock."""
     trials = prepare_sweep(sweep, root)
     done = tuple(t.name for t in trials if _finished(t, root / t.name))
@@ -394,7 +485,7 @@ def _run_locked(sweep: Sweep, root: Path, runner: str, workers: int, address: st
         (root / trial.name / "result.json").unlink(missing_ok=True)
     if pending:
         if runner == "local":
-            _run_local(pending, root, sweep, workers, callback)
+            _run_local(pending, root, sweep, workers, callback, stack)
         else:
             _run_ray(pending, root, sweep, address, num_cpus)
     summary = SweepSummary(root, {t.name: read_result(root / t.name) for t in trials}, done)
