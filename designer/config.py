@@ -159,9 +159,13 @@ class TrainConfig:
         vectorized: collect training and evaluation episodes with the batched rollout
             (:class:`~designer.batched_rollout.BatchedRolloutWorker`: the task's batched env, one policy forward
             and one incentive evaluation per step for all copies) instead of B single envs. Same batches as the
-            sequential path up to float rounding; refused (``ValueError``) for designers without a batched
-            payment rule, such as the tax designers acting through their own control point. Off by default
-            for now; it becomes the default once the vmap-over-seeds part of #14 lands.
+            sequential path up to float rounding; refused (``CannotBatch``) for designers without a batched
+            path. Off by default: the sequential path is the reference; ``compare``/``train`` with several seeds
+            and sweeps turn it on where they stack seeds (:mod:`designer.experiments.seed_stack`).
+        agents_from: a checkpoint whose agents this run starts from (their parameters, optimizer state, critic
+            and update count; the designer, RNGs and budget are this run's own). The paper's Gather-Trade-Build
+            curriculum: phase 1 trains the agents under the free market, and every phase-2 designer starts from
+            the same phase-1 agents. The checkpoint must be of the same task with the same learner configuration.
     """
 
     task: str = "escape_room"
@@ -177,6 +181,7 @@ class TrainConfig:
     progress: bool = False
     torch_threads: int = 1
     vectorized: bool = False
+    agents_from: str | None = None
 
     def __post_init__(self) -> None:
         check_fields(self)

@@ -57,6 +57,13 @@ def _int_at_least(minimum: int) -> Callable[[str], int]:
 _POSITIVE, _NON_NEGATIVE = _int_at_least(1), _int_at_least(0)
 
 
+def _checkpoint_file(text: str) -> str:
+    """An existing checkpoint file (argparse names the flag when it is not)."""
+    if not Path(text).is_file():
+        raise argparse.ArgumentTypeError(f"no checkpoint file at {text!r}")
+    return text
+
+
 def _json_dict(flag: str) -> Callable[[str], dict[str, Any]]:
     """An argparse ``type``: a JSON object with finite numbers (argparse names ``flag`` in its error)."""
     def parse(text: str) -> dict[str, Any]:
@@ -140,6 +147,9 @@ def _add_common(p: argparse.ArgumentParser) -> None:
                    help="processes to spread each algorithm's seeds over (e.g. 2 on a 2-core machine)")
     p.add_argument("--eval-period", type=_POSITIVE, default=100, help="evaluate every this many training episodes")
     p.add_argument("--eval-episodes", type=_POSITIVE, default=10, help="episodes per evaluation")
+    p.add_argument("--agents-from", type=_checkpoint_file, default=None, metavar="CHECKPOINT",
+                   help="start the agents from this checkpoint's (same task and learner settings): the paper's "
+                        "two-phase curriculum, phase 2 from the phase-1 agents")
     p.add_argument("--checkpoint-period", type=_NON_NEGATIVE, default=0,
                    help="save checkpoint.pt every this many episodes (0: only at the end)")
     p.add_argument("--out", default="runs", help="output folder (logs, checkpoints, plots)")
@@ -281,6 +291,7 @@ def build_trainer(args: argparse.Namespace, algorithm: str, seed: int, vectorize
     cfg = TrainConfig(
         task=args.task, task_kwargs=kwargs, episodes=episodes, batch_episodes=_batch_episodes(args, task), seed=seed,
         eval_period=args.eval_period, eval_episodes=args.eval_episodes, checkpoint_period=args.checkpoint_period,
+        agents_from=args.agents_from,
         out_dir=str(out), tensorboard=args.tensorboard, progress=not args.no_progress,
         vectorized=args.vectorized if vectorized is None else vectorized,
     )

@@ -21,7 +21,7 @@ import os
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -131,6 +131,8 @@ class Trainer:
         task: a prebuilt task (default: ``make_task(config.task, **config.task_kwargs)``).
         overwrite: let this new run replace an old run's files in ``config.out_dir`` (``log.csv``, checkpoints,
             ``tb/``); without it, training into a folder that holds a run raises ``FileExistsError``.
+        load_agents: start from ``config.agents_from``'s agents (False: leave them fresh, as
+            :meth:`resume` does before loading the whole run from its checkpoint).
     """
 
     def __init__(
@@ -140,6 +142,7 @@ class Trainer:
         learner: LearnerConfig | None = None,
         task: Task | None = None,
         overwrite: bool = False,
+        load_agents: bool = True,
     ) -> None:
         self.config = config
         self.overwrite = overwrite
@@ -152,6 +155,8 @@ class Trainer:
             self.learner_config, len(self.task.agents), self.task.obs_shape, self.task.n_actions, root,
             make_net=self.task.agent_nets(),
         )
+        if config.agents_from is not None and load_agents:
+            self.load_agents(config.agents_from)
         self.designer_generator = torch.Generator().manual_seed(config.seed + 1)
         self.designer: Designer = make_designer(self.task, self.designer_config, self.designer_generator)
         self.action_generator = torch.Generator().manual_seed(config.seed + 2)
@@ -407,6 +412,38 @@ class Trainer:
         """Write a checkpoint (atomically)."""
         return save_checkpoint(path, self.state_dict())
 
+    def load_agents(self, path: str | Path) -> None:
+        """Start from the agents of the checkpoint at ``path`` (:attr:`TrainConfig.agents_from`): parameters,
+        optimizer state, critic and update count; ``ValueError`` naming what differs when the checkpoint is of
+        another task or learner configuration."""
+        state = load_checkpoint(Path(path))
+        if state.get("task_name") != self.task.name:
+            raise ValueError(f"agents_from={str(path)!r} holds agents of task {state.get('task_name')!r}, this run "
+                             f"trains {self.task.name!r}")
+        theirs = config_from_dict(LearnerConfig, state["learner_config"])
+        if theirs != self.learner_config:
+            diff = sorted(f.name for f in fields(LearnerConfig)
+                          if getattr(theirs, f.name) != getattr(self.learner_config, f.name))
+            raise ValueError(f"agents_from={str(path)!r} holds agents of another learner configuration (differs in "
+                             f"{diff}); phase 2 must train the same kind of agents")
+        shapes = {k: tuple(v.shape) for k, v in state["learner"]["params"].items()}
+        ours = {k: tuple(v.shape) for k, v in self.learner.params.items()}
+        if shapes != ours:
+            raise ValueError(f"agents_from={str(path)!r} holds agents with parameters {shapes}, this run's are {ours} "
+                             "(another number of agents or observation size?)")
+        self._load_learner(state["learner"])
+
+    def _load_learner(self, ls: dict[str, Any]) -> None:
+        lr = self.learner
+        lr.params = {k: v.detach().clone().requires_grad_(True) for k, v in ls["params"].items()}
+        lr.opt_state.exp_avg, lr.opt_state.exp_avg_sq = dict(ls["exp_avg"]), dict(ls["exp_avg_sq"])
+        lr.opt_state.step = int(ls["opt_step"])
+        lr.iteration = int(ls["iteration"])
+        if lr.critic is not None and lr.critic_target is not None and lr.critic_opt is not None:
+            lr.critic.load_state_dict(ls["critic"])
+            lr.critic_target.load_state_dict(ls["critic_target"])
+            lr.critic_opt.load_state_dict(ls["critic_opt"])
+
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Load :meth:`state_dict` output; ``ValueError`` naming what does not fit (task, algorithm, missing and
         unexpected keys, parameters of other shapes) before anything changes."""
@@ -419,16 +456,7 @@ class Trainer:
         n_envs = len(self.worker.rng_states())
         if len(state["rng"]["envs"]) != n_envs:
             raise ValueError(f"checkpoint has {len(state['rng']['envs'])} env RNG states, run has {n_envs}")
-        ls = state["learner"]
-        lr = self.learner
-        lr.params = {k: v.detach().clone().requires_grad_(True) for k, v in ls["params"].items()}
-        lr.opt_state.exp_avg, lr.opt_state.exp_avg_sq = dict(ls["exp_avg"]), dict(ls["exp_avg_sq"])
-        lr.opt_state.step = int(ls["opt_step"])
-        lr.iteration = int(ls["iteration"])
-        if lr.critic is not None and lr.critic_target is not None and lr.critic_opt is not None:
-            lr.critic.load_state_dict(ls["critic"])
-            lr.critic_target.load_state_dict(ls["critic_target"])
-            lr.critic_opt.load_state_dict(ls["critic_opt"])
+        self._load_learner(state["learner"])
         self.designer.load_state_dict(state["designer"])
         self.action_generator.set_state(state["rng"]["action"])
         self.designer_generator.set_state(state["rng"]["designer"])
@@ -466,6 +494,7 @@ class Trainer:
             designer=config_from_dict(DesignerConfig, state["designer_config"]),
             learner=config_from_dict(LearnerConfig, state["learner_config"]),
             overwrite=overwrite,
+            load_agents=False,  # the checkpoint holds them (agents_from may have moved since)
         )
         try:
             trainer.load_state_dict(state)
