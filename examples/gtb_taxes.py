@@ -10,6 +10,12 @@ machine), ``schedules.png`` (bracket rates over training: MetaGrad and dual-RL, 
     python examples/gtb_taxes.py --episodes 1200 --seeds 0 1 2 --jobs 1 --out runs/gtb_taxes
     python examples/gtb_taxes.py --smoke            # a few episodes, to check the script runs
     python examples/gtb_taxes.py --methods "flat 50%" --episodes 1200 --out runs/gtb_flat50   # control
+    python examples/gtb_taxes.py --phase1-episodes 2000 --flat-grid --episodes 2000 --seeds 0 1 2 3 4
+
+``--phase1-episodes N`` runs the paper's two-phase curriculum: each seed's agents first train for N episodes under
+the free market (``--out/trials/phase1``, exploration annealed over phase 1), and every designer's phase 2 starts
+from those agents (``TrainConfig.agents_from``), so all designers face the same agents. ``--flat-grid`` adds flat
+rates 0%, 10%, ..., 90% and a "best flat" row: the grid point with the highest equality x productivity.
 
 Budgets are ~100x shorter than the paper's 200,000 episodes, so schedules scale with ``--episodes``: the agents'
 and the dual-RL planner's exploration anneal over the whole budget and the planner's rate cap reaches 1 after a
@@ -47,7 +53,7 @@ METHODS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "dual-RL": ("dual_rl", {}, {}),
     "MetaGrad": ("metagrad", {}, {}),
     # a control, not run by default: MetaGrad's untrained tax network sets every rate near sigmoid(0) = 0.5
-    "flat 50%": ("fixed", {}, {"fixed_values": (0.5,) * 7}),
+    **{f"flat {10 * k}%": ("fixed", {}, {"fixed_values": (k / 10,) * 7}) for k in range(10)},
 }
 """Method -> (designer algorithm, task keyword arguments, designer config overrides)."""
 DEFAULT_METHODS = ("free market", "US federal", "Saez", "dual-RL", "MetaGrad")
@@ -67,12 +73,30 @@ if __name__ == "__main__":  # the sweep's worker processes import this file with
                    f"{DESIGNER_LR:g}, scaled for short budgets; paper 1.82e-5 for 200,000 episodes)")
     p.add_argument("--planner-lr", type=float, default=None, help="dual-RL planner's Adam lr (default 5.77e-4, paper)")
     p.add_argument("--out", default="runs/gtb_taxes")
+    p.add_argument("--phase1-episodes", type=int, default=0, help="the paper's curriculum: agents first train this "
+                   "many episodes under the free market, every designer's phase 2 starts from them (0: no phase 1)")
+    p.add_argument("--flat-grid", action="store_true", help="also flat rates 0%%, 10%%, ..., 90%% and the best of them")
     p.add_argument("--smoke", action="store_true", help="4 episodes, 1 seed, 2 eval episodes")
     args = p.parse_args()
     if args.smoke:
         args.episodes, args.seeds, args.eval_episodes = 4, [0], 2
     args.eval_period = args.eval_period or max(1, args.episodes // 50)
-    out, methods = Path(args.out), [m for m in METHODS if m in args.methods]
+    flat = [m for m in METHODS if m.startswith("flat ")] if args.flat_grid else []
+    out, methods = Path(args.out), [m for m in METHODS if m in args.methods or m in flat]
+    train: dict[str, Any] = {"episodes": args.episodes, "eval_period": args.eval_period, "eval_episodes": 5}
+    explore = args.episodes  # the agents' exploration anneals over phase 1 when there is one, else over the run
+    if args.phase1_episodes:  # phase 1: each seed's agents under the free market; phase 2 starts from them
+        explore = args.phase1_episodes
+        phase1 = Sweep("phase1", tasks=[TaskSpec("gather_trade_build", {"tax_model": "free_market"}, label="gtb")],
+                       algorithms=[AlgorithmSpec("none", {}, "phase1")],
+                       variants=[Variant(learner={"epsilon_iters": explore})], seeds=args.seeds,
+                       train={"episodes": args.phase1_episodes, "eval_period": max(1, explore // 50),
+                              "eval_episodes": 5, "checkpoint_period": max(1, explore // 10)})
+        first = run_sweep(phase1, out / "trials" / "phase1", workers=args.jobs)
+        if not first.ok:
+            raise SystemExit(f"phase 1 failed: {first.failed}")
+        train["agents_from"] = str((out / "trials" / "phase1" / "gtb__phase1__default__seed{seed}" /
+                                    "checkpoint.pt").resolve())
 
     # exploration anneals 0.5 -> 0.05 over the budget (paper: over 5,000 of 200,000 episodes), the dual-RL
     # planner's too, and its rate cap reaches 1 after a third of the budget (paper: 8,000)
@@ -89,8 +113,7 @@ if __name__ == "__main__":  # the sweep's worker processes import this file with
         label = re.sub(r"[^A-Za-z0-9]+", "-", method).strip("-")
         sweep = Sweep(label, tasks=[TaskSpec("gather_trade_build", {**task_kwargs, **anneal}, label="gtb")],
                       algorithms=[AlgorithmSpec(algorithm, {**designer, **lrs.get(algorithm, {})}, label)],
-                      variants=[Variant(learner={"epsilon_iters": args.episodes})], seeds=args.seeds,
-                      train={"episodes": args.episodes, "eval_period": args.eval_period, "eval_episodes": 5})
+                      variants=[Variant(learner={"epsilon_iters": explore})], seeds=args.seeds, train=train)
         runs = []
         for j, trial in enumerate(sweep_records(run_sweep(sweep, out / "trials" / label, workers=args.jobs))):
             trainer = Trainer.resume(trial.path / "checkpoint.pt", out_dir=None)  # evaluation only: writes nothing
@@ -130,6 +153,11 @@ if __name__ == "__main__":  # the sweep's worker processes import this file with
         bars[0][i].set(title=method, xlabel="skill rank (0 = lowest)", xticks=np.arange(len(pre)))
         rates = np.concatenate([r["rates"] for r in runs]).mean(0)  # [periods, K], mean over episodes and seeds
         rates_heatmap(heats[0][i], rates, title=method)
+    if flat:  # the strongest flat rate, chosen on the same seeds (an honest baseline, said to be so chosen)
+        best = max(flat, key=lambda m: designers[m]["equality_times_productivity"]["mean"])
+        designers["best flat"] = {**designers[best], "chosen": best}
+        table.append(table[methods.index(best) + 2].replace(f"| {best} |", f"| best flat ({best}, chosen on these "
+                                                                           "seeds) |", 1))
     wall = time.perf_counter() - start
     (out / "results.json").write_text(json.dumps({"args": vars(args), "wall_seconds": wall, "runs": results}))
     summary = {"args": vars(args), "wall_minutes": wall / 60, "machine": machine_info(), "designers": designers}

@@ -112,3 +112,25 @@ def test_cleanup_gif_example(tmp_path: Path):
 
     with Image.open(gif) as img:
         assert img.n_frames > 10
+
+
+def test_gtb_taxes_curriculum_and_flat_grid(tmp_path: Path):
+    """--phase1-episodes: each seed's agents train under the free market first and every designer's phase 2
+    starts from them; --flat-grid adds flat 0%..90% and the best of them."""
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "gtb_taxes.py"), "--smoke", "--phase1-episodes", "2",
+         "--methods", "MetaGrad", "--flat-grid", "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=900,
+    )
+    assert out.returncode == 0, out.stderr
+    phase1 = tmp_path / "trials" / "phase1" / "gtb__phase1__default__seed0" / "checkpoint.pt"
+    assert phase1.exists()
+    trial = json.loads((tmp_path / "trials" / "MetaGrad" / "gtb__MetaGrad__default__seed0" / "trial.json").read_text())
+    assert trial["train"]["agents_from"] == str(phase1.resolve())
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    flat = [f"flat {10 * k}%" for k in range(10)]
+    assert list(summary["designers"]) == ["MetaGrad", *flat, "best flat"]
+    best = summary["designers"]["best flat"]["chosen"]
+    assert best in flat and summary["designers"][best]["equality_times_productivity"]["mean"] == max(
+        summary["designers"][m]["equality_times_productivity"]["mean"] for m in flat)
+    assert f"| best flat ({best}, chosen on these seeds) |" in out.stdout

@@ -82,6 +82,13 @@ def reference(tmp_path_factory) -> Path:
 
 
 # ------------------------------------------------------------------------------ spec
+def test_agents_from_names_each_trials_own_seed():
+    """``{seed}`` in ``train.agents_from``: each trial starts from its own seed's phase-1 agents."""
+    sweep = Sweep.from_dict({**TINY, "train": {**TINY["train"], "agents_from": "p1/seed{seed}/checkpoint.pt"}})
+    assert {t.seed: t.train.agents_from for t in sweep.trials()} == {3: "p1/seed3/checkpoint.pt",
+                                                                     4: "p1/seed4/checkpoint.pt"}
+
+
 def test_spec_expands_to_resolved_trials_and_round_trips():
     """Task defaults, then algorithm overrides, then variant overrides; JSON round trip is lossless."""
     sweep = Sweep.from_dict({

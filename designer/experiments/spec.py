@@ -225,6 +225,12 @@ def _variant(x: Any) -> Variant:
     return x if isinstance(x, Variant) else Variant(**x)
 
 
+
+def _seeded(train: TrainConfig, seed: int) -> TrainConfig:
+    """``train`` for one seed: the seed set, and ``{seed}`` in ``agents_from`` filled in."""
+    agents_from = None if train.agents_from is None else train.agents_from.replace("{seed}", str(seed))
+    return replace(train, seed=seed, agents_from=agents_from)
+
 @dataclass(frozen=True)
 class Sweep:
     """A grid of tasks x algorithms x variants x seeds sharing base TrainConfig overrides.
@@ -239,6 +245,8 @@ class Sweep:
         variants: config variants (default: one variant ``"default"`` with no overrides).
         seeds: the seeds (a count ``n`` means ``0..n-1``).
         train: TrainConfig overrides for every trial (``episodes``, ``eval_period``, ``checkpoint_period``...).
+            ``agents_from`` may name ``{seed}``: each trial starts from the agents of its own seed's run (a
+            curriculum whose phase-1 runs are another sweep's trials).
         max_retries: how often a failing trial is retried before it is recorded as failed.
         last_k: ``result.json`` metrics are the mean of the last ``last_k`` evaluations.
     """
@@ -334,5 +342,5 @@ class Sweep:
                     for seed in self.seeds:
                         name = f"{task_spec.label}__{algo.label}__{variant.label}__seed{seed}"
                         out.append(Trial(name, task_spec.label, algo.label, variant.label, seed,
-                                         replace(base, seed=seed), designer, learner))
+                                         _seeded(base, seed), designer, learner))
         return out
