@@ -21,7 +21,7 @@ from designer.config import DesignerConfig
 from designer.learners import NetFactory
 from designer.registry import DesignerFactory
 from designer.task import Output, Task
-from designer.tasks.gather_trade_build.networks import StateCritic, agent_net_factory
+from designer.tasks.gather_trade_build.networks import AGENT_CONV, StateCritic, agent_net_factory
 from designer.tasks.gather_trade_build.records import StepFeatures
 from incentive_envs.gather_trade_build import batched_env, parallel_env
 from incentive_envs.gtb.tax_models import annealed_rate_cap
@@ -47,6 +47,8 @@ class GTBTaxOptions:
         planner_epsilon_start, planner_epsilon_end, planner_epsilon_iters: the dual-RL planner's exploration.
         planner_critic_lr, planner_grad_clip: its critic learning rate and gradient-norm clip.
         rate_step, n_levels: the planner's levels: 0 keeps the rate, ``k`` sets ``(k - 1) * rate_step``.
+        agent_net: the agents' network: ``"paper"`` (two 6@5x5 conv layers on the 11x11 view) or ``"cpu"``
+            (no conv: the view flattened into the dense layer; several times cheaper on a CPU, not the paper's).
     """
 
     tax_model: str = "free_market"
@@ -60,8 +62,11 @@ class GTBTaxOptions:
     planner_grad_clip: float = 10.0
     rate_step: float = 0.05
     n_levels: int = 22
+    agent_net: str = "paper"
 
     def __post_init__(self) -> None:
+        if self.agent_net not in AGENT_CONV:
+            raise ValueError(f"agent_net must be one of {sorted(AGENT_CONV)}, got {self.agent_net!r}")
         if self.tax_model not in TAX_MODELS:
             raise ValueError(f"tax_model must be one of {TAX_MODELS}, got {self.tax_model!r}")
         if self.n_episodes_reach_max_rate < 1 or self.planner_epsilon_iters < 1:
@@ -124,7 +129,7 @@ class GTBTask(Task):
         return np.asarray(infos["action_mask"], dtype=np.float32)
 
     def agent_nets(self) -> NetFactory:
-        return agent_net_factory(self.schema)
+        return agent_net_factory(self.schema, self.options.agent_net)
 
     def state_critic(self, config: DesignerConfig) -> nn.Module:
         return StateCritic(self.schema, config.critic_hidden)

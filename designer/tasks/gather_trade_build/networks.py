@@ -50,6 +50,7 @@ class SpatialFlatNet(nn.Module):
         self.image_size = math.prod(self.image_shape)
         self.vector_size = int(vector_size)
         self.trunk, ch = _conv_trunk(self.image_shape[0], conv, kernel)
+        self.has_conv = bool(conv)
         self.image_dense = nn.Sequential(nn.Linear(ch * self.image_size // self.image_shape[0], self.vector_size),
                                          nn.ReLU())
         layers: list[nn.Module] = []
@@ -65,9 +66,11 @@ class SpatialFlatNet(nn.Module):
         x = x.reshape(-1, x.shape[-1])
         # channels-last images: oneDNN's convolutions with these few channels run forward + backward ~1.6x faster
         # on a training batch (the layout changes no value, only the order of the sums)
-        image = x[:, : self.image_size].reshape(-1, *self.image_shape).contiguous(memory_format=torch.channels_last)
+        image = x[:, : self.image_size]  # the (C, H, W) image flattened: what the trunk's Flatten gives without conv
+        if self.has_conv:
+            image = self.trunk(image.reshape(-1, *self.image_shape).contiguous(memory_format=torch.channels_last))
         vector = x[:, self.image_size : self.image_size + self.vector_size]
-        h = torch.cat([self.image_dense(self.trunk(image)), vector], dim=-1)
+        h = torch.cat([self.image_dense(image), vector], dim=-1)
         return self.head(h).reshape(*lead, -1)
 
 
@@ -100,12 +103,19 @@ class StateCritic(nn.Module):
         return self.body(state).squeeze(-1)
 
 
-def agent_net_factory(schema: GTBSchema) -> NetFactory:
+AGENT_CONV = {"paper": (6, 6), "cpu": ()}
+"""The agents' conv trunk per ``agent_net`` setting: the paper's two 6@5x5 layers, or none (``"cpu"``: the
+11x11 view flattened into the dense layer, as EconoJax's flat observations; several times cheaper on a CPU)."""
+
+
+def agent_net_factory(schema: GTBSchema, agent_net: str = "paper") -> NetFactory:
     """Shared actor/critic for the agents' flat observation (the mask tail is not an input; it masks)."""
+    if agent_net not in AGENT_CONV:
+        raise ValueError(f"agent_net must be one of {sorted(AGENT_CONV)}, got {agent_net!r}")
 
     def make(members: int, n_out: int, hidden: tuple[int, ...], is_critic: bool) -> nn.Module:
         if members != 1:
             raise ValueError("GTB agents share one policy (LearnerConfig.shared=True)")
-        return SpatialFlatNet(schema.spatial_shape, schema.flat_size, n_out, hidden)
+        return SpatialFlatNet(schema.spatial_shape, schema.flat_size, n_out, hidden, conv=AGENT_CONV[agent_net])
 
     return make

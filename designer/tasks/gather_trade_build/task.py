@@ -39,6 +39,7 @@ def gtb_task(
     initial_max_tax_rate: float = 0.1,
     n_episodes_reach_max_rate: int = 8000,
     planner_epsilon_iters: int = 5000,
+    agent_net: str = "paper",
     **env_kwargs: Any,
 ) -> GTBTask:
     """Gather-Trade-Build with the paper's shared PPO agents and MetaGrad tax designer.
@@ -50,11 +51,12 @@ def gtb_task(
     0.0158, GAE 0.98, reward ``0.01 * productivity * equality`` after each step. The dual-RL planner uses
     entropy 0.451, lr 5.77e-4 and 256-256 layers. ``tax_model``/``anneal_cap`` and the cap schedule configure the
     fixed baselines and the planner, ``planner_epsilon_iters`` the planner's exploration schedule
-    (:class:`GTBTaxOptions`); other keyword arguments go to the env.
+    (:class:`GTBTaxOptions`); ``agent_net="cpu"`` drops the agents' conv layers (a documented CPU setting, not
+    the paper's); other keyword arguments go to the env.
     """
     options = GTBTaxOptions(tax_model=tax_model, anneal_cap=anneal_cap, initial_max_tax_rate=initial_max_tax_rate,
                             n_episodes_reach_max_rate=n_episodes_reach_max_rate,
-                            planner_epsilon_iters=planner_epsilon_iters)
+                            planner_epsilon_iters=planner_epsilon_iters, agent_net=agent_net)
     kwargs = {"max_cycles": max_cycles, "layout": layout, **env_kwargs}
     if kwargs.get("observation_mode", "flat") != "flat":
         raise ValueError("the GTB task reads flat observations; observation_mode must be 'flat'")
