@@ -76,8 +76,9 @@ def test_metagrad_gets_cleanup_agents_to_clean_and_harvest():
     """Cleanup 7x7 with the short-budget settings of ``examples/cleanup_metagrad.py`` (independent CNN agents,
     8 episodes per update, scaled learning rates, one incentive per agent and action type), seed 0: within 7,000
     episodes MetaGrad's incentive gets one agent cleaning and the other harvesting (>= 20 apples per episode, best
-    of the last three evaluations; the run reaches 30.6 here and 40 by 15,000); the same agents without a designer
-    never get past a few apples."""
+    of the last three evaluations); the same agents without a designer never get past a few apples. On the
+    vectorized path (one batched env), which trains these runs in about half the time: MetaGrad ends at 29.2,
+    29.4, 31.0 and no designer stays <= 2.6 (the sequential path: 30.6 at 7,000 and 40 by 15,000)."""
     from designer.tasks import make_task
 
     task = make_task("cleanup")
@@ -86,7 +87,7 @@ def test_metagrad_gets_cleanup_agents_to_clean_and_harvest():
     def run(algorithm: str) -> Trainer:
         designer = replace(task.designer, algorithm=algorithm, lr=1e-4, critic_lr=1.9e-4, output="agent_action_type")
         config = TrainConfig(task="cleanup", episodes=7000, batch_episodes=8, seed=0, eval_period=500,
-                             eval_episodes=5)
+                             eval_episodes=5, vectorized=True)
         trainer = Trainer(config, designer=designer, learner=learner, task=task)
         trainer.train()
         return trainer
