@@ -165,7 +165,8 @@ class TrainConfig:
         agents_from: a checkpoint whose agents this run starts from (their parameters, optimizer state, critic
             and update count; the designer, RNGs and budget are this run's own). The paper's Gather-Trade-Build
             curriculum: phase 1 trains the agents under the free market, and every phase-2 designer starts from
-            the same phase-1 agents. The checkpoint must be of the same task with the same learner configuration.
+            the same phase-1 agents. The checkpoint must be of the same task with the same kind of agents
+            (networks and optimizer; learning rates, entropy and exploration may differ, as in the paper).
     """
 
     task: str = "escape_room"

@@ -13,9 +13,12 @@ machine), ``schedules.png`` (bracket rates over training: MetaGrad and dual-RL, 
     python examples/gtb_taxes.py --phase1-episodes 2000 --flat-grid --episodes 2000 --seeds 0 1 2 3 4
 
 ``--phase1-episodes N`` runs the paper's two-phase curriculum: each seed's agents first train for N episodes under
-the free market (``--out/trials/phase1``, exploration annealed over phase 1), and every designer's phase 2 starts
-from those agents (``TrainConfig.agents_from``), so all designers face the same agents. ``--flat-grid`` adds flat
-rates 0%, 10%, ..., 90% and a "best flat" row: the grid point with the highest equality x productivity.
+the free market with the paper's phase-1 settings (``PHASE1``; ``--out/trials/phase1``), and every designer's
+phase 2 starts from those agents (``TrainConfig.agents_from``) with the paper's curriculum settings
+(``CURRICULUM``: the agents' smaller rates, MetaGrad's lr 2.03e-4 unless ``--designer-lr``; exploration at its
+final 0.05), so all designers face the same agents. Not reproduced: the curriculum's LSTM actor and critic.
+``--flat-grid`` adds flat rates 0%, 10%, ..., 90% and a "best flat" row: the grid point with the highest
+equality x productivity.
 
 Budgets are ~100x shorter than the paper's 200,000 episodes, so schedules scale with ``--episodes``: the agents'
 and the dual-RL planner's exploration anneal over the whole budget and the planner's rate cap reaches 1 after a
@@ -57,6 +60,13 @@ METHODS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
 }
 """Method -> (designer algorithm, task keyword arguments, designer config overrides)."""
 DEFAULT_METHODS = ("free market", "US federal", "Saez", "dual-RL", "MetaGrad")
+PHASE1 = {"entropy_coef": 0.187, "lr": 7.85e-4, "critic_lr": 1.74e-4, "ppo_clip": 0.2197, "target_tau": 0.114,
+          "epsilon_start": 0.0, "epsilon_end": 0.0}
+"""The agents in the paper's phase 1 (``config_foundation_free_market``, method.md §5.3): no exploration mixing."""
+CURRICULUM = {"learner": {"entropy_coef": 0.0316, "lr": 1.09e-5, "critic_lr": 1.14e-5, "ppo_clip": 0.0308,
+                          "target_tau": 0.021, "epsilon_start": 0.05, "epsilon_end": 0.05},
+              "metagrad": {"lr": 2.03e-4, "critic_lr": 1e-5, "critic_tau": 0.0573}}
+"""The paper's phase 2 after the free-market phase 1 (``config_foundation_ppo_curriculum``, method.md §5.3)."""
 DESIGNER_LR = 3e-4
 """MetaGrad's tax-network Adam lr for budgets of ~1,000 episodes (the paper's 1.82e-5 is for 200,000; see above)."""
 KEYS = ("productivity", "equality", "equality_times_productivity")
@@ -69,8 +79,9 @@ if __name__ == "__main__":  # the sweep's worker processes import this file with
     p.add_argument("--eval-episodes", type=int, default=20, help="final evaluation episodes per run")
     p.add_argument("--eval-period", type=int, default=None, help="default: episodes / 50 (the schedules' points)")
     p.add_argument("--jobs", type=int, default=1, help="runs of one designer in parallel (processes)")
-    p.add_argument("--designer-lr", type=float, default=DESIGNER_LR, help=f"MetaGrad tax network's Adam lr (default "
-                   f"{DESIGNER_LR:g}, scaled for short budgets; paper 1.82e-5 for 200,000 episodes)")
+    p.add_argument("--designer-lr", type=float, default=None, help=f"MetaGrad tax network's Adam lr (default "
+                   f"{DESIGNER_LR:g}, scaled for short budgets (paper 1.82e-5 for 200,000 episodes); with "
+                   f"--phase1-episodes the paper's curriculum value {CURRICULUM['metagrad']['lr']:g})")
     p.add_argument("--planner-lr", type=float, default=None, help="dual-RL planner's Adam lr (default 5.77e-4, paper)")
     p.add_argument("--out", default="runs/gtb_taxes")
     p.add_argument("--phase1-episodes", type=int, default=0, help="the paper's curriculum: agents first train this "
@@ -84,24 +95,26 @@ if __name__ == "__main__":  # the sweep's worker processes import this file with
     flat = [m for m in METHODS if m.startswith("flat ")] if args.flat_grid else []
     out, methods = Path(args.out), [m for m in METHODS if m in args.methods or m in flat]
     train: dict[str, Any] = {"episodes": args.episodes, "eval_period": args.eval_period, "eval_episodes": 5}
-    explore = args.episodes  # the agents' exploration anneals over phase 1 when there is one, else over the run
+    learner: dict[str, Any] = {"epsilon_iters": args.episodes}  # exploration anneals over the run
+    metagrad = {"lr": args.designer_lr or DESIGNER_LR}
     if args.phase1_episodes:  # phase 1: each seed's agents under the free market; phase 2 starts from them
-        explore = args.phase1_episodes
+        n1 = args.phase1_episodes
         phase1 = Sweep("phase1", tasks=[TaskSpec("gather_trade_build", {"tax_model": "free_market"}, label="gtb")],
-                       algorithms=[AlgorithmSpec("none", {}, "phase1")],
-                       variants=[Variant(learner={"epsilon_iters": explore})], seeds=args.seeds,
-                       train={"episodes": args.phase1_episodes, "eval_period": max(1, explore // 50),
-                              "eval_episodes": 5, "checkpoint_period": max(1, explore // 10)})
+                       algorithms=[AlgorithmSpec("none", {}, "phase1")], variants=[Variant(learner=PHASE1)],
+                       seeds=args.seeds, train={"episodes": n1, "eval_period": max(1, n1 // 50), "eval_episodes": 5,
+                                                "checkpoint_period": max(1, n1 // 10)})
         first = run_sweep(phase1, out / "trials" / "phase1", workers=args.jobs)
         if not first.ok:
             raise SystemExit(f"phase 1 failed: {first.failed}")
         train["agents_from"] = str((out / "trials" / "phase1" / "gtb__phase1__default__seed{seed}" /
                                     "checkpoint.pt").resolve())
+        learner = dict(CURRICULUM["learner"])
+        metagrad = {**CURRICULUM["metagrad"], **({"lr": args.designer_lr} if args.designer_lr else {})}
 
     # exploration anneals 0.5 -> 0.05 over the budget (paper: over 5,000 of 200,000 episodes), the dual-RL
     # planner's too, and its rate cap reaches 1 after a third of the budget (paper: 8,000)
     anneal = {"n_episodes_reach_max_rate": max(1, args.episodes // 3), "planner_epsilon_iters": args.episodes}
-    lrs = {"metagrad": {"lr": args.designer_lr}, "dual_rl": {"dual_lr": args.planner_lr} if args.planner_lr else {}}
+    lrs = {"metagrad": metagrad, "dual_rl": {"dual_lr": args.planner_lr} if args.planner_lr else {}}
     learned, n, k = [m for m in ("MetaGrad", "dual-RL") if m in methods], len(methods), len(args.seeds)
     schedules, panels = subplots(max(1, len(learned)), k, figsize=(4.5 * k, 3.4 * max(1, len(learned))), sharey=True)
     income, bars = subplots(1, n, figsize=(3.2 * n, 3.6), sharey=True)
@@ -113,7 +126,7 @@ if __name__ == "__main__":  # the sweep's worker processes import this file with
         label = re.sub(r"[^A-Za-z0-9]+", "-", method).strip("-")
         sweep = Sweep(label, tasks=[TaskSpec("gather_trade_build", {**task_kwargs, **anneal}, label="gtb")],
                       algorithms=[AlgorithmSpec(algorithm, {**designer, **lrs.get(algorithm, {})}, label)],
-                      variants=[Variant(learner={"epsilon_iters": explore})], seeds=args.seeds, train=train)
+                      variants=[Variant(learner=learner)], seeds=args.seeds, train=train)
         runs = []
         for j, trial in enumerate(sweep_records(run_sweep(sweep, out / "trials" / label, workers=args.jobs))):
             trainer = Trainer.resume(trial.path / "checkpoint.pt", out_dir=None)  # evaluation only: writes nothing
@@ -160,7 +173,9 @@ if __name__ == "__main__":  # the sweep's worker processes import this file with
                                                                            "seeds) |", 1))
     wall = time.perf_counter() - start
     (out / "results.json").write_text(json.dumps({"args": vars(args), "wall_seconds": wall, "runs": results}))
-    summary = {"args": vars(args), "wall_minutes": wall / 60, "machine": machine_info(), "designers": designers}
+    settings = {"learner": learner, "metagrad": metagrad, "phase1": PHASE1 if args.phase1_episodes else None}
+    summary = {"args": vars(args), "settings": settings, "wall_minutes": wall / 60, "machine": machine_info(),
+               "designers": designers}
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     print("\n".join(table) + f"\n\n{len(results)} runs, {args.episodes} episodes each, {wall / 60:.1f} min wall")
     bars[0][0].set(ylabel="taxed income per episode (coin)")

@@ -92,7 +92,8 @@ def test_gtb_taxes_example(tmp_path: Path):
     assert by_method["US federal"]["schedule"][0] == pytest.approx([0.10, 0.12, 0.22, 0.24, 0.32, 0.35, 0.37])
 
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert set(summary) == {"args", "wall_minutes", "machine", "designers"} and list(summary["designers"]) == methods
+    assert set(summary) == {"args", "settings", "wall_minutes", "machine", "designers"}
+    assert list(summary["designers"]) == methods and summary["settings"]["phase1"] is None
     for method, row in summary["designers"].items():
         keys = {"seconds_per_episode", "productivity", "equality", "equality_times_productivity", "mean_rates",
                 "mean_rates_per_seed"}
@@ -128,6 +129,8 @@ def test_gtb_taxes_curriculum_and_flat_grid(tmp_path: Path):
     trial = json.loads((tmp_path / "trials" / "MetaGrad" / "gtb__MetaGrad__default__seed0" / "trial.json").read_text())
     assert trial["train"]["agents_from"] == str(phase1.resolve())
     summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["settings"]["phase1"]["lr"] == 7.85e-4 and summary["settings"]["metagrad"]["lr"] == 2.03e-4
+    assert summary["settings"]["learner"]["lr"] == 1.09e-5  # the paper's curriculum phase 2
     flat = [f"flat {10 * k}%" for k in range(10)]
     assert list(summary["designers"]) == ["MetaGrad", *flat, "best flat"]
     best = summary["designers"]["best flat"]["chosen"]

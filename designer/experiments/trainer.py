@@ -21,7 +21,7 @@ import os
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,10 @@ _ENV_SEED_STRIDE = 1_000
 SOLVED_FRACTION = 0.95
 """Welfare fraction of the optimum at which a run counts as solved (and ``solved.pt`` is written)."""
 _EVAL_SEED_OFFSET = 7_919
+AGENT_ARCHITECTURE = ("kind", "optimizer", "shared", "hidden", "conv_channels", "kernel", "linear_init_std",
+                      "critic_hidden", "obs_scale")
+"""LearnerConfig fields that make the agents' networks and optimizer state what they are: a run starting from
+another run's agents (``agents_from``) must agree on these; learning rates, entropy and exploration may differ."""
 ZERO_META_GRAD_PATIENCE = 50
 """The trainer warns (once) when the meta-gradient is exactly zero in each of its first this many iterations."""
 
@@ -414,18 +418,18 @@ class Trainer:
 
     def load_agents(self, path: str | Path) -> None:
         """Start from the agents of the checkpoint at ``path`` (:attr:`TrainConfig.agents_from`): parameters,
-        optimizer state, critic and update count; ``ValueError`` naming what differs when the checkpoint is of
-        another task or learner configuration."""
+        optimizer state, critic and update count. Learning hyperparameters may differ (the paper's phase 2 trains
+        with other rates than phase 1); ``ValueError`` naming what differs when the checkpoint is of another task
+        or its agents are another kind of network (:data:`AGENT_ARCHITECTURE` fields, parameter shapes)."""
         state = load_checkpoint(Path(path))
         if state.get("task_name") != self.task.name:
             raise ValueError(f"agents_from={str(path)!r} holds agents of task {state.get('task_name')!r}, this run "
                              f"trains {self.task.name!r}")
         theirs = config_from_dict(LearnerConfig, state["learner_config"])
-        if theirs != self.learner_config:
-            diff = sorted(f.name for f in fields(LearnerConfig)
-                          if getattr(theirs, f.name) != getattr(self.learner_config, f.name))
-            raise ValueError(f"agents_from={str(path)!r} holds agents of another learner configuration (differs in "
-                             f"{diff}); phase 2 must train the same kind of agents")
+        diff = [name for name in AGENT_ARCHITECTURE if getattr(theirs, name) != getattr(self.learner_config, name)]
+        if diff:
+            raise ValueError(f"agents_from={str(path)!r} holds another kind of agents (learner configuration differs "
+                             f"in {diff}); phase 2 must train the same networks")
         shapes = {k: tuple(v.shape) for k, v in state["learner"]["params"].items()}
         ours = {k: tuple(v.shape) for k, v in self.learner.params.items()}
         if shapes != ours:

@@ -43,9 +43,13 @@ def test_phase_two_starts_from_the_phase_one_agents_and_resumes_without_them(tmp
 
 def test_agents_of_another_kind_are_refused_naming_the_difference(tmp_path: Path) -> None:
     ckpt = str(_phase1(tmp_path))
-    with pytest.raises(ValueError, match=r"differs in \['lr'\]"):
-        base = Trainer(TrainConfig(task="ipd")).task.learner
-        Trainer(TrainConfig(task="ipd", agents_from=ckpt), learner=replace(base, lr=base.lr * 2))
+    base = Trainer(TrainConfig(task="ipd")).task.learner
+    with pytest.raises(ValueError, match=r"differs in \['hidden'\]"):
+        Trainer(TrainConfig(task="ipd", agents_from=ckpt), learner=replace(base, hidden=(7,)))
+    # other learning rates and entropy are fine: the paper's phase 2 trains the phase-1 agents with its own
+    other = Trainer(TrainConfig(task="ipd", agents_from=ckpt), learner=replace(base, lr=base.lr * 2, entropy_coef=0.0))
+    phase1 = Trainer.resume(ckpt, out_dir=None)
+    assert all(torch.equal(other.learner.params[k], v) for k, v in phase1.learner.params.items())
     with pytest.raises(ValueError, match="agents of task 'ipd'"):
         Trainer(TrainConfig(task="escape_room", task_kwargs={"n_agents": 2, "min_at_lever": 1}, agents_from=ckpt))
     er = Trainer(TrainConfig(task="escape_room", task_kwargs={"n_agents": 2, "min_at_lever": 1}, episodes=2,
