@@ -102,7 +102,7 @@ if __name__ == "__main__":  # the sweep's worker processes import this file with
         phase1 = Sweep("phase1", tasks=[TaskSpec("gather_trade_build", {"tax_model": "free_market"}, label="gtb")],
                        algorithms=[AlgorithmSpec("none", {}, "phase1")], variants=[Variant(learner=PHASE1)],
                        seeds=args.seeds, train={"episodes": n1, "eval_period": max(1, n1 // 50), "eval_episodes": 5,
-                                                "checkpoint_period": max(1, n1 // 10)})
+                                                "checkpoint_period": max(1, n1 // 50)})
         first = run_sweep(phase1, out / "trials" / "phase1", workers=args.jobs)
         if not first.ok:
             raise SystemExit(f"phase 1 failed: {first.failed}")
