@@ -113,3 +113,24 @@ def test_rates_heatmap_has_a_colorbar():
     assert len(colorbar_axes) == 1 and colorbar_axes[0].get_ylabel() == "marginal tax rate"
     assert ax.images[0].get_array().shape == (2, 3)  # brackets x periods
     plt.close(fig)
+
+
+def test_ctrl_c_on_stacked_seeds_names_every_runs_checkpoint(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                             capsys: pytest.CaptureFixture[str]):
+    from designer.experiments.seed_stack import SeedStack
+
+    iterate = SeedStack.iterate
+
+    def interrupt_at_24(self: SeedStack) -> None:
+        if self.trainers[0].progress.episodes >= 24:
+            raise KeyboardInterrupt
+        iterate(self)
+
+    monkeypatch.setattr(SeedStack, "iterate", interrupt_at_24)
+    code = cli.main(["train", "--task", "ipd", "--out", str(tmp_path), "--episodes", "64", "--eval-period", "8",
+                     "--eval-episodes", "2", "--checkpoint-period", "16", "--seeds", "0", "1", "--no-progress"])
+    assert code == 130
+    err = " ".join(capsys.readouterr().err.split())
+    for seed in (0, 1):
+        ckpt = tmp_path / "ipd" / "metagrad" / f"seed{seed}" / "checkpoint.pt"
+        assert f"last checkpoint: {ckpt} (episode 16); continue with: python -m designer resume {ckpt}" in err

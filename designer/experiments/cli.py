@@ -321,7 +321,10 @@ def run_seeds(args: argparse.Namespace, algorithm: str, seeds: Sequence[int]) ->
         except (CannotStack, CannotBatch) as err:
             print(f"{algorithm}: seeds {list(seeds)} train one by one ({err})")
         else:
-            stack.train()
+            try:
+                stack.train()
+            except KeyboardInterrupt:
+                raise Interrupted(*trainers) from None
             for seed, trainer in zip(seeds, trainers):
                 _plot_run(trainer, _run_dir(args, algorithm, seed) / "learning_curve.png")
             return trainers
@@ -517,19 +520,21 @@ def run_aggregate_cli(args: argparse.Namespace) -> int:
 
 
 class Interrupted(Exception):
-    """Ctrl-C during a run: which run, its folder's last checkpoint (if any) and how to continue it."""
+    """Ctrl-C during a run (or stacked runs): each run's folder's last checkpoint (if any) and how to continue it."""
 
-    def __init__(self, trainer: Trainer) -> None:
+    def __init__(self, *trainers: Trainer) -> None:
+        super().__init__("\n".join(self._line(t) for t in trainers))
+
+    @staticmethod
+    def _line(trainer: Trainer) -> str:
         folder = trainer.out_dir
         ckpt = None if folder is None else folder / "checkpoint.pt"
         if ckpt is not None and ckpt.exists():
             episodes = load_checkpoint(ckpt)["progress"]["episodes"]
-            message = (f"interrupted at episode {trainer.progress.episodes} of {trainer.config.episodes}; last "
-                       f"checkpoint: {ckpt} (episode {episodes}); continue with:\n  python -m designer resume {ckpt}")
-        else:
-            message = (f"interrupted at episode {trainer.progress.episodes} of {trainer.config.episodes}; no "
-                       "checkpoint was written yet (--checkpoint-period N saves one every N episodes)")
-        super().__init__(message)
+            return (f"interrupted at episode {trainer.progress.episodes} of {trainer.config.episodes}; last "
+                    f"checkpoint: {ckpt} (episode {episodes}); continue with:\n  python -m designer resume {ckpt}")
+        return (f"interrupted at episode {trainer.progress.episodes} of {trainer.config.episodes}; no "
+                "checkpoint was written yet (--checkpoint-period N saves one every N episodes)")
 
 
 def _train(trainer: Trainer) -> None:
