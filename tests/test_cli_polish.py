@@ -94,12 +94,16 @@ def test_ctrl_c_names_the_last_checkpoint_and_the_resume_command(tmp_path: Path,
             f"python -m designer resume {ckpt}") in err
 
 
-def test_progress_bar_is_quiet_when_stderr_is_not_a_terminal(tmp_path: Path):
+@pytest.mark.parametrize("seeds", [["0"], ["0", "1"]], ids=["one run", "stacked seeds"])
+def test_progress_bar_is_quiet_when_stderr_is_not_a_terminal(tmp_path: Path, seeds: list[str]):
+    task = HAWK_DOVE if len(seeds) == 1 else "ipd"
     out = subprocess.run(
-        [sys.executable, "-m", "designer", "train", "--task", HAWK_DOVE, "--out", str(tmp_path), "--episodes", "64",
-         "--eval-period", "16", "--eval-episodes", "2"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+        [sys.executable, "-m", "designer", "train", "--task", task, "--out", str(tmp_path), "--episodes", "64",
+         "--eval-period", "16", "--eval-episodes", "2", "--seeds", *seeds], cwd=ROOT, capture_output=True, text=True,
+        timeout=300)
     assert out.returncode == 0, out.stderr
     assert "ep/s" not in out.stderr and "%|" not in out.stderr
+    assert "one by one" not in out.stdout  # the two seeds did train stacked
 
 
 def test_rates_heatmap_has_a_colorbar():

@@ -191,11 +191,16 @@ class SeedStack:
             from tqdm.auto import tqdm
 
             bar = tqdm(total=cfg.episodes * self.n_runs, initial=first.progress.episodes * self.n_runs, unit="ep",
+                       disable=None,  # quiet when stderr is not a terminal, as Trainer's
                        desc=f"{first.designer_config.algorithm} on {first.task.name} ({self.n_runs} seeds stacked)")
         try:
             while True:
                 if first.progress.episodes >= first.progress.next_eval:
                     self._evaluate()
+                    if bar is not None:  # the postfix changes only with an evaluation: the runs' mean
+                        last = [t.progress.history[-1] for t in self.trainers]
+                        bar.set_postfix(welfare=f"{sum(h.welfare for h in last) / len(last):.2f}",
+                                        paid=f"{sum(h.incentives for h in last) / len(last):.2f}", refresh=False)
                 if first.progress.episodes >= cfg.episodes:
                     break
                 before = first.progress.episodes
