@@ -106,8 +106,8 @@ if __name__ == "__main__":  # the sweep's worker processes import this file with
         first = run_sweep(phase1, out / "trials" / "phase1", workers=args.jobs)
         if not first.ok:
             raise SystemExit(f"phase 1 failed: {first.failed}")
-        train["agents_from"] = str((out / "trials" / "phase1" / "gtb__phase1__default__seed{seed}" /
-                                    "checkpoint.pt").resolve())
+        # as given (relative to the working directory when --out is): the sweep folder can move between machines
+        train["agents_from"] = str(out / "trials" / "phase1" / "gtb__phase1__default__seed{seed}" / "checkpoint.pt")
         learner = dict(CURRICULUM["learner"])
         metagrad = {**CURRICULUM["metagrad"], **({"lr": args.designer_lr} if args.designer_lr else {})}
 
