@@ -388,7 +388,7 @@ def plot_task_curves(
     curves: Mapping[str, tuple[np.ndarray, Mapping[str, np.ndarray]]], path: str | Path, *,
     optimum: float | None = None, title: str = "", metrics: Sequence[str] = METRICS,
     titles: Mapping[str, str] | None = None, per_seed: bool = False,
-    references: Mapping[str, Sequence[tuple[float, str]]] | None = None,
+    references: Mapping[str, Sequence[tuple[float, str]]] | None = None, xlabel: str = "training episodes",
 ) -> Path:
     """A PNG with one panel per metric: per named group, the mean over seeds with a ± std band.
 
@@ -403,6 +403,7 @@ def plot_task_curves(
         per_seed: draw each seed's curve (thin) instead of the ± std band: for seeds that differ in kind, not
             degree.
         references: more horizontal lines by metric, ``(value, legend label)`` (dashed, then dotted, ...).
+        xlabel: the x axis's label.
     """
     lines: dict[str, list[tuple[float, str]]] = {m: list((references or {}).get(m, ())) for m in metrics}
     for m in ("welfare", "net"):
@@ -424,7 +425,7 @@ def plot_task_curves(
         for (value, label), style in zip(lines[m], ("--", ":", "-.", (0, (1, 3)))):
             ax.axhline(value, color="k", ls=style, lw=1, label=label)
         ax.set_title(names.get(m, m))
-        ax.set_xlabel("training episodes")
+        ax.set_xlabel(xlabel)
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=8)
     if title:

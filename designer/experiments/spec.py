@@ -41,6 +41,7 @@ __all__ = ["AlgorithmSpec", "Sweep", "TaskSpec", "Trial", "Variant", "check_fini
 # Per-trial fields the sweep sets itself; a spec may not override them through "train".
 _RESERVED_TRAIN = ("task", "task_kwargs", "seed", "out_dir", "progress")
 _LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_PRINCIPAL = "principal"  # designer.principal.trial.PRINCIPAL (not imported here: it imports the trainer)
 
 
 def _check_label(kind: str, label: str) -> str:
@@ -117,15 +118,33 @@ class TaskSpec:
 
 @dataclass(frozen=True)
 class AlgorithmSpec:
-    """An algorithm of the grid, with designer overrides that belong to it (e.g. AMD's ``output="agent"``)."""
+    """An algorithm of the grid, with designer overrides that belong to it (e.g. AMD's ``output="agent"``).
+
+    ``algorithm="principal"`` with ``principal={"name": "ucb", ...}`` is a black-box principal
+    (:class:`designer.principal.trial.PrincipalTrialConfig`: ``name``, ``options``, ``episodes_per_step``,
+    ``objective``) run on the designer env within the trial's episode budget; its label defaults to the
+    principal's name, and its designer overrides set the parameters' ``output`` and ``scale``.
+    """
 
     algorithm: str
     designer: Mapping[str, Any] = field(default_factory=dict)
     label: str = ""
+    principal: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.algorithm not in algorithm_names():
-            raise ValueError(f"algorithm must be one of {algorithm_names()}, got {self.algorithm!r}")
+        if self.algorithm == _PRINCIPAL:
+            from designer.principal.trial import PrincipalTrialConfig  # the principal package imports the trainer
+
+            try:
+                settings = PrincipalTrialConfig.from_mapping(self.principal)
+            except (TypeError, ValueError) as err:
+                raise ValueError(f"algorithm 'principal': {err}") from err
+            object.__setattr__(self, "principal", settings.to_dict())
+            object.__setattr__(self, "label", self.label or settings.name)
+        elif self.principal:
+            raise ValueError(f"principal settings need algorithm 'principal', got {self.algorithm!r}")
+        elif self.algorithm not in algorithm_names():
+            raise ValueError(f"algorithm must be one of {(*algorithm_names(), _PRINCIPAL)}, got {self.algorithm!r}")
         _check_overrides(f"algorithm {self.algorithm!r}", DesignerConfig, self.designer, ("algorithm",))
         check_finite(f"algorithm {self.algorithm!r} designer", self.designer)
         object.__setattr__(self, "designer", dict(self.designer))
@@ -163,7 +182,11 @@ def _tuples(overrides: Mapping[str, Any]) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Trial:
-    """One run of the grid with fully resolved configs (``train.out_dir`` is set only when it runs)."""
+    """One run of the grid with fully resolved configs (``train.out_dir`` is set only when it runs).
+
+    ``principal`` (None for trainer trials) holds a principal trial's settings; its ``designer`` is the task's
+    with algorithm ``"none"`` (the designer env sets a ``fixed`` table each round).
+    """
 
     name: str
     task_label: str
@@ -173,11 +196,15 @@ class Trial:
     train: TrainConfig
     designer: DesignerConfig
     learner: LearnerConfig
+    principal: Mapping[str, Any] | None = None
 
     def configs(self) -> dict[str, Any]:
-        """The three configs as JSON-ready dicts."""
-        return json_ready({"train": config_to_dict(self.train), "designer": config_to_dict(self.designer),
-                            "learner": config_to_dict(self.learner)})
+        """The three configs as JSON-ready dicts (and a principal trial's settings)."""
+        configs = {"train": config_to_dict(self.train), "designer": config_to_dict(self.designer),
+                   "learner": config_to_dict(self.learner)}
+        if self.principal is not None:
+            configs["principal"] = dict(self.principal)
+        return json_ready(configs)
 
     @property
     def config_hash(self) -> str:
@@ -196,7 +223,7 @@ class Trial:
             variant_label=data["variant_label"], seed=int(data["seed"]),
             train=config_from_dict(TrainConfig, data["train"]),
             designer=config_from_dict(DesignerConfig, data["designer"]),
-            learner=config_from_dict(LearnerConfig, data["learner"]),
+            learner=config_from_dict(LearnerConfig, data["learner"]), principal=data.get("principal"),
         )
 
 
@@ -311,8 +338,8 @@ class Sweep:
         return json_ready({
             "name": self.name,
             "tasks": [{"task": t.task, "task_kwargs": t.task_kwargs, "label": t.label} for t in self.tasks],
-            "algorithms": [{"algorithm": a.algorithm, "designer": a.designer, "label": a.label}
-                           for a in self.algorithms],
+            "algorithms": [{"algorithm": a.algorithm, "designer": a.designer, "label": a.label,
+                            **({"principal": a.principal} if a.principal else {})} for a in self.algorithms],
             "variants": [{"label": v.label, "designer": v.designer, "learner": v.learner, "train": v.train}
                          for v in self.variants],
             "seeds": list(self.seeds),
@@ -330,10 +357,12 @@ class Sweep:
             for algo in self.algorithms:
                 for variant in self.variants:
                     where = f"task {task_spec.label!r}, algorithm {algo.label!r}, variant {variant.label!r}"
+                    principal = algo.principal if algo.algorithm == _PRINCIPAL else None
                     try:
-                        defaults = algorithm_entry(algo.algorithm).defaults
+                        defaults = {} if principal is not None else algorithm_entry(algo.algorithm).defaults
                         designer = replace(task.designer, **_tuples(
-                            {**defaults, **algo.designer, **variant.designer, "algorithm": algo.algorithm}))
+                            {**defaults, **algo.designer, **variant.designer,
+                             "algorithm": "none" if principal is not None else algo.algorithm}))
                         learner = replace(task.learner, **_tuples(variant.learner))
                         base = TrainConfig(task=task_spec.task, task_kwargs=dict(task_spec.task_kwargs),
                                            **_tuples({**self.train, **variant.train}))
@@ -342,5 +371,5 @@ class Sweep:
                     for seed in self.seeds:
                         name = f"{task_spec.label}__{algo.label}__{variant.label}__seed{seed}"
                         out.append(Trial(name, task_spec.label, algo.label, variant.label, seed,
-                                         _seeded(base, seed), designer, learner))
+                                         _seeded(base, seed), designer, learner, principal))
         return out

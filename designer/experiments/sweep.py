@@ -39,7 +39,7 @@ from designer.config import config_from_dict, config_to_dict
 from designer.experiments.runfolder import RunLock
 from designer.experiments.seed_stack import SeedStack
 from designer.experiments.spec import Sweep, Trial, json_ready
-from designer.experiments.trainer import Trainer
+from designer.experiments.trainer import EvalResult, Trainer, episodes_to
 from designer.stacked import CannotStack
 
 __all__ = [
@@ -48,6 +48,7 @@ __all__ = [
     "TrialResult",
     "execute_stacked",
     "execute_trial",
+    "ok_result",
     "prepare_sweep",
     "read_result",
     "run_sweep",
@@ -150,7 +151,8 @@ def execute_trial(
     Exceptions (``Exception`` subclasses) are caught, their tracebacks appended to ``error.txt``, and the trial
     is retried up to ``max_retries`` times; a ``KeyboardInterrupt`` stops the run (the checkpoint stays).
     ``callback(trainer)`` is called after every training iteration and once more when training ends (after the
-    final evaluation); Ray reports metrics through it.
+    final evaluation); Ray reports metrics through it. A principal trial (``trial.principal``) runs through
+    :func:`designer.principal.trial.run_principal_trial`, from the start, without the callback.
     """
     trial_dir = Path(sweep_dir) / trial.name
     trial_dir.mkdir(parents=True, exist_ok=True)
@@ -158,11 +160,17 @@ def execute_trial(
     t0 = time.perf_counter()
     for attempt in range(1, max_retries + 2):
         try:
-            trainer, resumed_from = _start(trial, trial_dir)
-            trainer.train(callback=callback)
-            if callback is not None:
-                callback(trainer)
-            result = _ok_result(trial, trainer, last_k, attempt, t0, resumed_from, errors)
+            if trial.principal is not None:  # a black-box principal: run from the start (no checkpoint)
+                from designer.principal.trial import run_principal_trial
+
+                history, episodes, optimum = run_principal_trial(trial, trial_dir)
+                result = ok_result(trial, history, episodes, optimum, last_k, attempt, t0, None, errors)
+            else:
+                trainer, resumed_from = _start(trial, trial_dir)
+                trainer.train(callback=callback)
+                if callback is not None:
+                    callback(trainer)
+                result = _ok_result(trial, trainer, last_k, attempt, t0, resumed_from, errors)
         except Exception as err:
             errors.append(_log_error(trial, trial_dir, f"attempt {attempt}/{max_retries + 1}", err))
             continue
@@ -180,16 +188,23 @@ def execute_trial(
 def _ok_result(trial: Trial, trainer: Trainer, last_k: int, attempts: int, t0: float, resumed_from: int | None,
                errors: Sequence[str]) -> TrialResult:
     """The ``"ok"`` result of a trial trained to its budget; ``FloatingPointError`` on non-finite final metrics."""
-    hist = trainer.progress.history[-last_k:]
+    return ok_result(trial, trainer.progress.history, trainer.progress.episodes, trainer.task.optimum, last_k,
+                     attempts, t0, resumed_from, errors)
+
+
+def ok_result(trial: Trial, history: Sequence[EvalResult], episodes: int, optimum: float | None, last_k: int,
+              attempts: int, t0: float, resumed_from: int | None, errors: Sequence[str]) -> TrialResult:
+    """The ``"ok"`` result of a trial from its evaluations (a trainer's, or a principal trial's); episodes to 95%
+    by :func:`~designer.experiments.trainer.episodes_to`; ``FloatingPointError`` on non-finite final metrics."""
+    hist = history[-last_k:]
     means = {k: float(np.mean([getattr(h, k) for h in hist])) for k in ("welfare", "incentives", "net")}
     bad = {k: v for k, v in means.items() if not np.isfinite(v)}
     if bad:
         raise FloatingPointError(f"non-finite final metrics {bad}")
     return TrialResult(
         trial=trial.name, status="ok", attempts=attempts, wall_seconds=time.perf_counter() - t0,
-        episodes=trainer.progress.episodes, last_k=last_k, **means, episodes_to_95=trainer.episodes_to(0.95),
-        optimum=trainer.task.optimum, resumed_from=resumed_from, config_hash=trial.config_hash,
-        errors=tuple(errors),
+        episodes=episodes, last_k=last_k, **means, episodes_to_95=episodes_to(history, optimum, 0.95),
+        optimum=optimum, resumed_from=resumed_from, config_hash=trial.config_hash, errors=tuple(errors),
     )
 
 
@@ -217,7 +232,7 @@ def execute_stacked(
     :func:`execute_trial`, which continues their checkpoints and retries.
     """
     root = Path(sweep_dir)
-    if len(trials) > 1 and stack != "off":
+    if len(trials) > 1 and stack != "off" and all(t.principal is None for t in trials):
         t0 = time.perf_counter()
         try:
             started = [_start(t, root / t.name) for t in trials]

@@ -20,7 +20,7 @@ import math
 import os
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,7 +40,7 @@ from designer.registry import make_designer, task_reference
 from designer.rollout import EpisodeStats, IncentivePolicy, RolloutWorker
 from designer.tasks import Task, make_task
 
-__all__ = ["EvalResult", "Trainer", "load_incentive", "train"]
+__all__ = ["EvalResult", "Trainer", "episodes_to", "load_incentive", "train"]
 
 Worker = RolloutWorker | BatchedRolloutWorker
 _ENV_SEED_STRIDE = 1_000
@@ -510,12 +510,18 @@ class Trainer:
     # ------------------------------------------------------------------ summary
     def episodes_to(self, fraction: float = 0.95) -> int | None:
         """First evaluated episode whose welfare reached ``fraction`` of the task's optimum (None if never)."""
-        if self.task.optimum is None:
-            return None
-        for h in self.progress.history:
-            if h.welfare >= fraction * self.task.optimum:
-                return h.episode
+        return episodes_to(self.progress.history, self.task.optimum, fraction)
+
+
+def episodes_to(history: Sequence[EvalResult], optimum: float | None, fraction: float = 0.95) -> int | None:
+    """First evaluated episode of ``history`` whose welfare reached ``fraction`` of ``optimum`` (None if never or
+    the optimum is unknown)."""
+    if optimum is None:
         return None
+    for h in history:
+        if h.welfare >= fraction * optimum:
+            return h.episode
+    return None
 
 
 def truncate_log(path: Path, n_rows: int) -> None:

@@ -89,6 +89,8 @@ class DesignerEnvConfig:
         objective: the reward: ``"net"`` (welfare minus incentives paid), ``"welfare"`` or ``"designer"``.
         eval_episodes: evaluation episodes after each round that give its outcome (0: the training episodes).
         torch_threads: torch threads of the learners (1 is fastest for these small models).
+        vectorized: collect the agents' episodes with the batched rollout (``TrainConfig.vectorized``: the same
+            batches up to float rounding; faster for CNN games such as Cleanup with several episodes per batch).
     """
 
     task: str = "escape_room"
@@ -102,6 +104,7 @@ class DesignerEnvConfig:
     objective: Literal["net", "welfare", "designer"] = "net"
     eval_episodes: int = 0
     torch_threads: int = 1
+    vectorized: bool = False
 
     def __post_init__(self) -> None:
         check_fields(self)
@@ -233,7 +236,7 @@ class DesignerEnv(gymnasium.Env[NDArray[np.float32], NDArray[np.float32]]):
         train_config = TrainConfig(task=self.task.name, task_kwargs=dict(self.config.task_kwargs),
                                    batch_episodes=self.batch_episodes, seed=run_seed,
                                    eval_episodes=max(1, self.config.eval_episodes),
-                                   torch_threads=self.config.torch_threads)
+                                   torch_threads=self.config.torch_threads, vectorized=self.config.vectorized)
         self.trainer = self._trainer(train_config, self._designer_config(np.zeros(self._shape)))
         self.total_agent_episodes = 0
         self._round = 0

@@ -17,7 +17,7 @@ from numpy.typing import NDArray
 
 from designer.principal.base import Principal, Round
 
-__all__ = ["CallablePrincipal", "PolicyFn", "history_json"]
+__all__ = ["CallablePrincipal", "PolicyFn", "hill_climb", "history_json"]
 
 PolicyFn = Callable[[str], "Sequence[float] | Mapping[str, float] | str"]
 """``(history JSON) -> parameters``: a list in parameter order, ``{name: value}``, or a JSON string of either."""
@@ -105,3 +105,20 @@ class CallablePrincipal(Principal):
         if values.shape != (len(names),) or not np.all(np.isfinite(values)):
             raise ValueError(f"the policy must give {len(names)} finite parameters {list(names)}, got {answer!r}")
         return values
+
+
+def hill_climb(summary: str) -> list[float]:
+    """A scripted stand-in for an LLM policymaker (a :data:`PolicyFn`): from the JSON history, raise every
+    parameter by a quarter of its range while the reward improves, else go back to the best parameters seen
+    (the first round plays the lower bounds)."""
+    data = json.loads(summary)
+    lows = np.array([p["low"] for p in data["parameters"]])
+    highs = np.array([p["high"] for p in data["parameters"]])
+    rounds = data["rounds"]
+    if not rounds:
+        return [float(x) for x in lows]
+    best = max(rounds, key=lambda r: r["reward"])
+    last = np.array(rounds[-1]["parameters"])
+    if rounds[-1] is best:
+        return [float(x) for x in np.minimum(last + (highs - lows) / 4, highs)]
+    return [float(x) for x in best["parameters"]]
