@@ -1,162 +1,186 @@
-"""Compare black-box principals on a designer environment: one command, a CSV per run, a summary CSV and a table.
+"""Black-box principals against MetaGrad, dual-RL and no designer, on equal terms: one sweep per game.
 
-Every principal runs on :class:`designer.principal.DesignerEnv` for the same agent-episode budget (the fair x-axis:
-each round costs ``--episodes-per-step`` agent episodes) over the given seeds, through
-:func:`designer.principal.run_principal`. Output, under ``--out/<task>``::
+Every designer is a trial of one :mod:`designer.experiments.sweep` per game with the same agent-episode budget
+(the fair x-axis: MetaGrad's training and validation episodes and a principal's rounds are counted alike), the
+same agents' settings and the same evaluations (``log.csv`` rows by agent episodes consumed), so
+:mod:`designer.experiments.aggregate` summarises them alike. The principals (:mod:`designer.principal`) are
+the bandits over a grid of constant parameters (epsilon-greedy, UCB, Thompson sampling), Bayesian optimisation
+(Optuna's GP sampler, the ``principals`` extra) and a scripted stand-in for an LLM policymaker
+(:func:`designer.principal.function.hill_climb` through the callable principal). Output, under ``--out``::
 
-    <principal>/seed<s>/rounds.csv   one row per round (parameters, reward, outcome, agent episodes)
-    summary.csv                      one row per principal and seed
-    results.md                       the table: mean +- std over seeds of the last rounds' reward and welfare
+    <game>/trials/<trial>/     each trial's log.csv, result.json, trial.json (principals: rounds.csv)
+    <game>/results.md          the table (mean ± std, IQM with a bootstrap 95% CI) and every seed's values
+    <game>/curves.png          welfare and designer net against agent episodes (mean ± std over seeds)
+    summary.json               per game and designer: final welfare, incentives and net (mean, std, per seed)
+    results.md                 every game's table
 
-    python examples/compare_principals.py --task escape_room --budget 2000 --episodes-per-step 50 --seeds 0 1 2 3 4
-    python examples/compare_principals.py --task escape_room_contextual --output action_type
+Finished trials are reused when the command runs again (an interrupted principal trial runs again from its
+start, a trainer trial continues its checkpoint), so adding seeds or designers only runs the new trials::
 
-The Bayesian-optimisation principal (``bo``) needs the ``principals`` extra; without it it is left out, saying so.
+    python examples/compare_principals.py --games er52 --episodes 600 --seeds 0 1   # a quick look
+    python examples/compare_principals.py --games er52 er_contextual cleanup --seeds 0 1 2 3 4 \\
+        --out examples/results/principals
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import sys
+import time
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from designer.extras import MissingExtra
-from designer.principal import (
-    UCB,
-    CallablePrincipal,
-    DesignerEnv,
-    DesignerEnvConfig,
-    EpsilonGreedy,
-    OptunaPrincipal,
-    Principal,
-    Round,
-    ThompsonSampling,
-    run_principal,
+from designer.experiments.aggregate import (
+    learning_curves,
+    machine_info,
+    markdown_tables,
+    plot_task_curves,
+    spread,
+    summarize_records,
+    sweep_records,
 )
+from designer.experiments.spec import AlgorithmSpec, Sweep, TaskSpec, Variant
+from designer.experiments.sweep import run_sweep
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cleanup_metagrad import CPU  # the Cleanup table's short-budget settings
+
+TRAINER_DESIGNERS = ("metagrad", "dual_rl", "none")
+PRINCIPALS: dict[str, dict[str, Any]] = {
+    "epsilon_greedy": {"name": "epsilon_greedy", "options": {"epsilon": 0.1}},
+    "ucb": {"name": "ucb", "options": {"c": 2.0}},
+    "thompson": {"name": "thompson", "options": {"prior_std": 10.0, "noise_std": 5.0}},
+    "bo_gp": {"name": "optuna", "options": {"sampler": "gp", "n_startup_trials": 5}},
+    "scripted_llm": {"name": "callable", "options": {"policy": "designer.principal.function:hill_climb",
+                                                     "last": 10, "name": "scripted_llm"}},
+}
+"""Principal label -> its sweep settings (rounds and grid levels are the game's)."""
 
 
-def _hill_climb(summary: str) -> list[float]:
-    """A scripted stand-in for an LLM policymaker: from the JSON history, raise every payment by a quarter of its
-    range while the reward improves, else go back to the best parameters seen."""
-    data = json.loads(summary)
-    lows = np.array([p["low"] for p in data["parameters"]])
-    highs = np.array([p["high"] for p in data["parameters"]])
-    rounds = data["rounds"]
-    if not rounds:
-        return lows.tolist()
-    best = max(rounds, key=lambda r: r["reward"])
-    last = np.array(rounds[-1]["parameters"])
-    if rounds[-1] is best:
-        return np.minimum(last + (highs - lows) / 4, highs).tolist()
-    return list(best["parameters"])
+@dataclass(frozen=True)
+class Game:
+    """One game of the comparison and its budget.
+
+    Attributes:
+        task: the sweep task (its label names the trials and the table).
+        variant: settings every designer shares (agents, incentive output, batch).
+        episodes: agent episodes per run (the default of ``--episodes``).
+        eval_period: evaluate every this many agent episodes.
+        episodes_per_step: a principal's round.
+        levels: grid values per parameter of the bandits.
+    """
+
+    task: TaskSpec
+    variant: Variant = field(default_factory=Variant)
+    episodes: int = 3000
+    eval_period: int = 100
+    episodes_per_step: int = 50
+    levels: int = 3
 
 
-PRINCIPALS: dict[str, Callable[[int], Principal]] = {
-    "epsilon_greedy": lambda levels: EpsilonGreedy(epsilon=0.1, levels=levels),
-    "ucb": lambda levels: UCB(c=2.0, levels=levels),
-    "thompson": lambda levels: ThompsonSampling(prior_std=10.0, noise_std=5.0, levels=levels),
-    "bo": lambda levels: OptunaPrincipal(sampler="gp"),
-    "scripted_llm": lambda levels: CallablePrincipal(_hill_climb, last=10, name="scripted_llm"),
+GAMES: dict[str, Game] = {
+    "er52": Game(TaskSpec("escape_room", {"n_agents": 5, "min_at_lever": 2}, label="er_n5_m2")),
+    # the lever's place changes every episode: constant parameters pay by role (lever place, start, door, other)
+    "er_contextual": Game(TaskSpec("escape_room_contextual", {"n_agents": 5, "min_at_lever": 2},
+                                   label="er_contextual"),
+                          Variant("roles", designer={"output": "action_type"}), levels=2),
+    "cleanup": Game(TaskSpec("cleanup", label="cleanup"), replace(CPU, train={**CPU.train, "vectorized": True}),
+                    episodes=2000, eval_period=200, episodes_per_step=80, levels=2),
 }
 
 
-@dataclass
-class Args:
-    """The comparison (see ``--help``)."""
-
-    task: str = "escape_room"
-    task_kwargs: dict[str, Any] = field(default_factory=dict)
-    principals: list[str] = field(default_factory=lambda: list(PRINCIPALS))
-    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
-    budget: int = 1000
-    episodes_per_step: int = 50
-    levels: int = 3
-    output: str | None = None
-    objective: str = "net"
-    last: int = 3
-    out: str = "runs/principals"
+def algorithms(game: Game, designers: list[str]) -> list[AlgorithmSpec]:
+    """The sweep entries of ``designers`` on ``game``."""
+    out = []
+    for name in designers:
+        if name in TRAINER_DESIGNERS:
+            out.append(AlgorithmSpec(name))
+            continue
+        settings = {**PRINCIPALS[name], "episodes_per_step": game.episodes_per_step}
+        if name in ("epsilon_greedy", "ucb", "thompson"):
+            settings["options"] = {**settings["options"], "levels": game.levels}
+        out.append(AlgorithmSpec("principal", principal=settings, label=name))
+    return out
 
 
-def parse_args(argv: list[str] | None = None) -> Args:
-    d = Args()
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--task", default=d.task, help="task name (designer.tasks.make_task)")
-    p.add_argument("--task-kwargs", type=json.loads, default=d.task_kwargs, help="task keyword arguments, JSON")
-    p.add_argument("--principals", nargs="+", choices=list(PRINCIPALS), default=d.principals)
-    p.add_argument("--seeds", nargs="+", type=int, default=d.seeds)
-    p.add_argument("--budget", type=int, default=d.budget, help="agent episodes per run")
-    p.add_argument("--episodes-per-step", type=int, default=d.episodes_per_step, help="agent episodes per round")
-    p.add_argument("--levels", type=int, default=d.levels, help="grid values per parameter (bandits)")
-    p.add_argument("--output", default=d.output, help="incentive output (default: the task's)")
-    p.add_argument("--objective", default=d.objective, choices=["net", "welfare", "designer"])
-    p.add_argument("--last", type=int, default=d.last, help="rounds averaged for the final score")
-    p.add_argument("--out", default=d.out, help="output folder")
-    return Args(**{k.replace("-", "_"): v for k, v in vars(p.parse_args(argv)).items()})
+def per_seed_table(finals: dict[str, dict[str, dict[str, Any]]]) -> str:
+    """Every seed's final welfare and net, per designer."""
+    lines = ["| designer | welfare per seed | net per seed |", "|---|---|---|"]
+    for name, row in finals.items():
+        cells = [", ".join(f"{v:.2f}" for v in row[m]["per_seed"]) for m in ("welfare", "net")]
+        lines.append(f"| {name} | {cells[0]} | {cells[1]} |")
+    return "\n".join(lines)
 
 
-def _score(rounds: list[Round], key: str, last: int) -> float:
-    values = [r.reward if key == "reward" else float(r.outcome.get(key, np.nan)) for r in rounds[-last:]]
-    return float(np.mean(values))
+def run_game(key: str, game: Game, designers: list[str], seeds: list[int], episodes: int | None, last: int,
+             eval_episodes: int, workers: int, out: Path) -> dict[str, Any]:
+    """Run (or resume) one game's sweep; write its table and plot; returns its summary."""
+    budget = episodes or game.episodes
+    sweep = Sweep(key, tasks=[game.task], algorithms=algorithms(game, designers), variants=[game.variant],
+                  seeds=seeds, train={"episodes": budget, "eval_period": game.eval_period,
+                                      "eval_episodes": eval_episodes}, last_k=last)
+    start = time.perf_counter()
+    done = run_sweep(sweep, out / key / "trials", workers=workers)
+    records = sweep_records(done)
+    groups = summarize_records(records)
+    finals, curves = {}, {}
+    for g in groups:
+        mine = [r for r in records if r.algorithm_label == g.algorithm_label]
+        finals[g.algorithm_label] = {m: spread([getattr(r.result, m) for r in mine]) for m in
+                                     ("welfare", "incentives", "net")}
+        finals[g.algorithm_label]["wall_seconds"] = spread([r.result.wall_seconds for r in mine if r.result])
+        curves[g.algorithm_label] = learning_curves(mine, columns=("welfare", "net"))
+    optimum = groups[0].optimum
+    title = f"{game.task.label}: {budget} agent episodes per run"
+    plot = plot_task_curves(curves, out / key / "curves.png", optimum=optimum, title=title,
+                            metrics=("welfare", "net"), xlabel="agent episodes consumed")
+    table = (f"{markdown_tables(groups)}\nPer seed (seeds {', '.join(map(str, seeds))}; each run's mean over its "
+             f"last {last} evaluations of {eval_episodes} episodes):\n\n{per_seed_table(finals)}\n")
+    (out / key / "results.md").write_text(table)
+    print(table)
+    return {"task": game.task.label, "task_kwargs": dict(game.task.task_kwargs), "variant": game.variant.label,
+            "episodes": budget, "eval_period": game.eval_period, "episodes_per_step": game.episodes_per_step,
+            "levels": game.levels, "optimum": optimum, "wall_minutes": (time.perf_counter() - start) / 60,
+            "reused": list(done.skipped), "final": finals, "plot": str(plot.relative_to(out)),
+            "mean_over_training": {name: spread(v["net"].mean(1)) for name, (_, v) in curves.items()}}
 
 
 def main(argv: list[str] | None = None) -> Path:
-    """Run the comparison; returns the folder holding ``summary.csv`` and ``results.md``."""
-    args = parse_args(argv)
-    folder = Path(args.out) / args.task
-    config = DesignerEnvConfig(task=args.task, task_kwargs=args.task_kwargs, episodes_per_step=args.episodes_per_step,
-                               horizon=max(1, args.budget // args.episodes_per_step), output=args.output,
-                               objective=args.objective)  # type: ignore[arg-type]
-    env = DesignerEnv(config)
-    rows: list[dict[str, Any]] = []
-    for name in args.principals:
-        for seed in args.seeds:
-            try:
-                principal = PRINCIPALS[name](args.levels)
-            except MissingExtra as err:
-                print(f"{name}: left out ({err})")
-                break
-            if isinstance(principal, CallablePrincipal):
-                principal.parameter_names = env.parameter_names
-            rounds = run_principal(env, principal, args.budget, seed=seed,
-                                   csv_path=folder / name / f"seed{seed}" / "rounds.csv")
-            rows.append({"principal": name, "seed": seed, "rounds": len(rounds),
-                         "agent_episodes": rounds[-1].total_agent_episodes,
-                         "final_reward": _score(rounds, "reward", args.last),
-                         "final_welfare": _score(rounds, "welfare", args.last),
-                         "final_incentives": _score(rounds, "incentives", args.last),
-                         "best_reward": max(r.reward for r in rounds),
-                         "best_parameters": json.dumps([round(p, 4) for p in max(rounds, key=lambda r: r.reward)
-                                                        .parameters])})
-    env.close()
-    folder.mkdir(parents=True, exist_ok=True)
-    with (folder / "summary.csv").open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    table = [f"{args.task} {json.dumps(args.task_kwargs)}: {args.objective} reward, mean +- std over seeds of the "
-             f"last {args.last} rounds; {args.episodes_per_step} agent episodes per round", "",
-             "| principal | seeds | agent episodes | reward | welfare | incentives | best round |",
-             "|---|---|---|---|---|---|---|"]
-    for name in dict.fromkeys(r["principal"] for r in rows):
-        mine = [r for r in rows if r["principal"] == name]
-
-        def cell(key: str, mine: list[dict[str, Any]] = mine) -> str:
-            values = np.array([r[key] for r in mine], dtype=float)
-            return f"{values.mean():.2f} ± {values.std():.2f}"
-
-        table.append(f"| {name} | {len(mine)} | {mine[0]['agent_episodes']} | {cell('final_reward')} | "
-                     f"{cell('final_welfare')} | {cell('final_incentives')} | {cell('best_reward')} |")
-    (folder / "results.md").write_text("\n".join(table) + "\n")
-    print("\n".join(table))
-    return folder
+    """Run the comparison; returns the output folder (``results.md``, ``summary.json``, one folder per game)."""
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--games", nargs="+", choices=list(GAMES), default=list(GAMES))
+    p.add_argument("--designers", nargs="+", choices=[*TRAINER_DESIGNERS, *PRINCIPALS],
+                   default=[*TRAINER_DESIGNERS, *PRINCIPALS])
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
+    p.add_argument("--episodes", type=int, default=None, help="agent episodes per run (default: the game's)")
+    p.add_argument("--cleanup-seeds", nargs="+", type=int, default=None, help="Cleanup's seeds (default: --seeds)")
+    p.add_argument("--last", type=int, default=5, help="evaluations averaged for the final values")
+    p.add_argument("--eval-episodes", type=int, default=10, help="episodes per evaluation")
+    p.add_argument("--jobs", type=int, default=1, help="trials in parallel (processes)")
+    p.add_argument("--out", default="runs/principals")
+    args = p.parse_args(argv)
+    command = " ".join(["python", "examples/compare_principals.py", *(sys.argv[1:] if argv is None else argv)])
+    out = Path(args.out)
+    path = out / "summary.json"
+    summary: dict[str, Any] = json.loads(path.read_text()) if path.exists() else {}
+    summary.setdefault("games", {})
+    for key in args.games:
+        seeds = args.cleanup_seeds if key == "cleanup" and args.cleanup_seeds else args.seeds
+        summary["games"][key] = run_game(key, GAMES[key], args.designers, seeds, args.episodes, args.last,
+                                         args.eval_episodes, args.jobs, out)
+        summary["games"][key]["command"] = command
+        summary["games"][key]["machine"] = machine_info()
+        summary["games"][key]["date"] = time.strftime("%Y-%m-%d")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(summary, indent=1))
+    tables = [f"## {key}\n\n{(out / key / 'results.md').read_text()}" for key in summary["games"]
+              if (out / key / "results.md").exists()]
+    (out / "results.md").write_text("\n".join(tables))
+    print(f"tables in {out / 'results.md'}, plots in {out}/<game>/curves.png, numbers in {path}")
+    return out
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # sweep worker processes import this file without running it
     main()

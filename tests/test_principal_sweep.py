@@ -4,7 +4,9 @@ files, skip and re-run, one aggregate table with trainer trials, clear errors.""
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -123,3 +125,27 @@ def test_bad_principal_is_a_clear_error(kwargs: dict[str, Any], message: str) ->
 def test_principal_settings_need_the_principal_algorithm() -> None:
     with pytest.raises(ValueError, match="principal settings need algorithm 'principal'"):
         AlgorithmSpec("metagrad", principal={"name": "ucb"})
+
+
+def test_compare_principals_example_writes_tables_plots_and_reuses_trials(tmp_path: Path) -> None:
+    path = Path(__file__).resolve().parents[1] / "examples" / "compare_principals.py"
+    spec = importlib.util.spec_from_file_location("compare_principals", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["compare_principals"] = module  # dataclasses look their module up
+    try:
+        spec.loader.exec_module(module)
+        argv = ["--games", "er52", "--episodes", "100", "--seeds", "0", "1", "--designers", "none", "ucb",
+                "scripted_llm", "--eval-episodes", "2", "--out", str(tmp_path)]
+        assert module.main(argv) == tmp_path
+        summary = json.loads((tmp_path / "summary.json").read_text())["games"]["er52"]
+        assert list(summary["final"]) == ["none", "ucb", "scripted_llm"] and summary["reused"] == []
+        assert len(summary["final"]["ucb"]["net"]["per_seed"]) == 2 and summary["command"].endswith(str(tmp_path))
+        table = (tmp_path / "er52" / "results.md").read_text()
+        assert "| ucb | 2 |" in table and "| scripted_llm |" in table and "IQM" in table
+        assert (tmp_path / "er52" / "curves.png").stat().st_size > 10_000
+        assert (tmp_path / "results.md").read_text().startswith("## er52")
+        module.main(argv)  # again: every trial is reused
+        assert len(json.loads((tmp_path / "summary.json").read_text())["games"]["er52"]["reused"]) == 6
+    finally:
+        sys.modules.pop("compare_principals", None)
