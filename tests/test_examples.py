@@ -137,3 +137,22 @@ def test_gtb_taxes_curriculum_and_flat_grid(tmp_path: Path):
     assert best in flat and summary["designers"][best]["equality_times_productivity"]["mean"] == max(
         summary["designers"][m]["equality_times_productivity"]["mean"] for m in flat)
     assert f"| best flat ({best}, chosen on these seeds) |" in out.stdout
+
+
+def test_gtb_taxes_cpu_setting(tmp_path: Path):
+    """--setting cpu: both phases use the flat agent network and 8 episodes per batched update;
+    --phase2-agents phase1: phase 2 keeps phase 1's agent settings and MetaGrad the short-budget lr."""
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "gtb_taxes.py"), "--smoke", "--setting", "cpu", "--phase2-agents",
+         "phase1", "--phase1-episodes", "2", "--methods", "MetaGrad", "--out", str(tmp_path)],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert out.returncode == 0, out.stderr
+    trials = tmp_path / "trials"
+    phase1 = json.loads((trials / "phase1" / "gtb__phase1__default__seed0" / "trial.json").read_text())
+    phase2 = json.loads((trials / "MetaGrad" / "gtb__MetaGrad__default__seed0" / "trial.json").read_text())
+    for trial in (phase1, phase2):
+        assert trial["train"]["batch_episodes"] == 8 and trial["train"]["vectorized"] is True
+        assert trial["train"]["task_kwargs"]["agent_net"] == "cpu"
+    assert phase2["learner"]["lr"] == phase1["learner"]["lr"] == 7.85e-4
+    assert phase2["designer"]["lr"] == 3e-4
