@@ -64,7 +64,8 @@ escrow, labour, location, build payment, last income, last and current marginal 
 ``coin`` (total, after the step), ``coin_pre_tax`` (after the components, before this step's tax and lump
 sum), ``labour``, ``income`` (this period so far; the taxed income on enactment steps), ``tax_paid``,
 ``lump_sum``, ``marginal_rates`` (7 rates in force), ``tax_enacted``, ``tax_cycle_position``, and the social
-metrics ``productivity`` (Σ coin), ``equality`` (1 - normalised Gini) and ``equality_times_productivity``.
+metrics ``productivity`` (Σ coin), ``equality`` (1 - normalised Gini) and ``equality_times_productivity``,
+then the agent's ``houses_built`` and ``trades`` (units bought plus sold) so far this episode.
 At reset: 40, 1 and 40 (so eq·prod/N = 10).
 
 **For designers** (beyond the PettingZoo API; :mod:`incentive_envs.gtb.schema`, re-exported here):
@@ -332,14 +333,13 @@ class GatherTradeBuildEnv(ParallelEnv[str, Any, int], EzPickle):
             "equality": eq,
             "equality_times_productivity": eq * prod,
         }
-        per_agent = zip(out.obs.action_mask[0], out.coin[0].tolist(), out.coin_pre_tax[0].tolist(),
-                        out.labour[0].tolist(), out.income[0].tolist(), out.tax_paid[0].tolist(),
-                        out.lump_sum[0].tolist())
-        return {
-            a: {"action_mask": mask, "coin": coin, "coin_pre_tax": pre, "labour": labour, "income": income,
-                "tax_paid": paid, "lump_sum": lump, **shared}
-            for a, (mask, coin, pre, labour, income, paid, lump) in zip(self.possible_agents, per_agent)
-        }
+        keys = ("coin", "coin_pre_tax", "labour", "income", "tax_paid", "lump_sum", "houses_built", "trades")
+        columns = [getattr(out, k)[0].tolist() for k in keys]
+        infos = {}
+        for i, a in enumerate(self.possible_agents):
+            mine = {"action_mask": out.obs.action_mask[0, i], **{k: c[i] for k, c in zip(keys, columns)}, **shared}
+            infos[a] = {k: mine[k] for k in STEP_INFO_KEYS}
+        return infos
 
 
 def parallel_env(**kwargs: Any) -> GatherTradeBuildEnv:

@@ -20,7 +20,7 @@ import math
 import os
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -359,12 +359,7 @@ class Trainer:
             # a fresh run starts a new log; a resumed one drops rows written after its checkpoint (logged again)
             truncate_log(path, len(p.history) - 1)
             self._log_synced = True
-        new = not path.exists()
-        with path.open("a", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=list(row))
-            if new:
-                writer.writeheader()
-            writer.writerow(row)
+        append_log_row(path, row)
         if self.config.tensorboard:
             if self._tb is None:
                 from torch.utils.tensorboard import SummaryWriter
@@ -539,6 +534,33 @@ def truncate_log(path: Path, n_rows: int) -> None:
     with tmp.open("w", newline="") as fh:
         csv.writer(fh).writerows(rows[: n_rows + 1])
     os.replace(tmp, path)
+
+
+def append_log_row(path: Path, row: Mapping[str, float]) -> None:
+    """Append ``row`` to the CSV log at ``path`` under its header. Columns the log lacks (a run resumed by a newer
+    version that logs more) are added to the header, NaN in the older rows (the log is rewritten, atomically); a
+    column of the header that ``row`` lacks is NaN in it. Cells never land under another column's name."""
+    if not path.exists():
+        with path.open("w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=list(row))
+            writer.writeheader()
+            writer.writerow(row)
+        return
+    with path.open(newline="") as fh:
+        header = next(csv.reader(fh), [])
+    added = [k for k in row if k not in header]
+    if added:
+        with path.open(newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        header = [*header, *added]
+        tmp = path.with_suffix(".csv.tmp")
+        with tmp.open("w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=header, restval="nan")
+            writer.writeheader()
+            writer.writerows(rows)
+        os.replace(tmp, path)
+    with path.open("a", newline="") as fh:
+        csv.DictWriter(fh, fieldnames=header, restval="nan").writerow(row)
 
 
 def train(config: TrainConfig, designer: DesignerConfig | None = None, learner: LearnerConfig | None = None) -> Trainer:

@@ -122,6 +122,8 @@ class GTBState:
     tax_paid: NDArray[np.float64]  # (B, N) tax collected this step (0 off enactment steps)
     lump_sum: NDArray[np.float64]  # (B, N) lump sum received this step
     coin_pre_tax: NDArray[np.float64]  # (B, N) total coin after the components, before this step's tax
+    houses_built: NDArray[np.float64]  # (B, N) houses built this episode
+    trades: NDArray[np.float64]  # (B, N) trades this episode (units bought plus units sold)
     timestep: int = 0
     tax_cycle_pos: int = 1
     tax_enacted: bool = False
@@ -181,6 +183,7 @@ class Build:
     def step(self, s: GTBState, actions: NDArray[np.int64], mask: NDArray[np.int8]) -> None:
         """``mask`` is the (B, N, A) action mask of this step's start state: its build entry
         (:func:`incentive_envs.gtb.kernels.observe`) is exactly the rule above."""
+        s.houses_built += (actions == 1) & (mask[..., 1] != 0)
         kernels.build_step(actions, mask, s.owner, s.pos, s.agent, s.payment, self.labour)
 
 
@@ -231,8 +234,9 @@ class ContinuousDoubleAuction:
         """``mask`` is the (B, N, A) action mask of this step's start state: for a market action its entry is
         exactly the creation rule above (order room, and coin for a bid or a unit for an ask)."""
         kernels.market_step(actions, mask, s.order_kind, s.order_price, s.order_created, s.agent, s.my_orders,
-                            s.price_history, s.timestep, self.cfg.price_history_decay, self.cfg.order_duration,
-                            self._is_market, self._lut_resource, self._lut_ask, self._lut_price, self._lut_delta)
+                            s.price_history, s.trades, s.timestep, self.cfg.price_history_decay,
+                            self.cfg.order_duration, self._is_market, self._lut_resource, self._lut_ask,
+                            self._lut_price, self._lut_delta)
 
     def market_rate(self, s: GTBState) -> NDArray[np.float64]:
         """(B, R) mean trade price under the decayed price history (0 before any trade)."""

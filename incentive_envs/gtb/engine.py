@@ -98,6 +98,8 @@ class GTBStep:
         tax_enacted: taxes were collected at the end of this step.
         productivity: (B,) sum of total coin.
         equality: (B,) ``1 - Gini * N / (N - 1)`` of total coin.
+        houses_built: houses each agent built this episode.
+        trades: trades each agent took part in this episode (units bought plus units sold).
     """
 
     obs: GTBObservation
@@ -113,6 +115,8 @@ class GTBStep:
     tax_enacted: bool
     productivity: NDArray[np.float64]
     equality: NDArray[np.float64]
+    houses_built: NDArray[np.float64]
+    trades: NDArray[np.float64]
 
 
 class BatchedGTB:
@@ -283,6 +287,8 @@ class BatchedGTB:
             tax_paid=zeros.copy(),
             lump_sum=zeros.copy(),
             coin_pre_tax=np.full((b, n), float(cfg.starting_coin)),
+            houses_built=zeros.copy(),
+            trades=zeros.copy(),
         )
         self._utility = self._utilities()
         self._payment_obs = payment / _BASE_PAYMENT
@@ -462,6 +468,8 @@ class BatchedGTB:
             tax_enacted=s.tax_enacted,
             productivity=prod.copy(),
             equality=eq.copy(),
+            houses_built=s.houses_built.copy(),
+            trades=s.trades.copy(),
         )
 
     def _metrics(self, total: NDArray[np.float64]) -> tuple[NDArray[np.float64], NDArray[np.float64]]:

@@ -62,6 +62,7 @@ def market_step(
     agent: NDArray[np.float64],
     my_orders: NDArray[np.float64],
     price_history: NDArray[np.float64],
+    trades: NDArray[np.float64],
     timestep: int,
     decay: float,
     order_duration: int,
@@ -74,7 +75,8 @@ def market_step(
     """One step of the continuous double auction in every world: decay, creation, matching, expiry.
 
     ``lut_*`` decode an action index (market flag, resource, 1 for an ask, price, change of the agent's 7
-    amounts); see :class:`incentive_envs.gtb.components.ContinuousDoubleAuction` for the rules.
+    amounts); see :class:`incentive_envs.gtb.components.ContinuousDoubleAuction` for the rules. Each trade
+    adds 1 to the buyer's and the seller's ``trades`` (B, N).
     """
     price_history *= decay
     placed = False
@@ -89,7 +91,8 @@ def market_step(
         for b in range(order_kind.shape[0]):
             for r in range(order_kind.shape[1]):
                 if _crossing(my_orders, b, r):
-                    _match_book(b, r, order_kind, order_price, order_created, agent, my_orders, price_history)
+                    _match_book(b, r, order_kind, order_price, order_created, agent, my_orders, price_history,
+                                trades)
     if timestep - order_duration >= 1:
         _expire(timestep - order_duration, order_kind, order_price, order_created, agent, my_orders)
 
@@ -197,6 +200,7 @@ def _before(x: NDArray[np.int64], y: NDArray[np.int64], sign: int) -> bool:
 def _match_book(
     b: int, r: int, order_kind: NDArray[np.int8], order_price: NDArray[np.int64], order_created: NDArray[np.int64],
     agent: NDArray[np.float64], my_orders: NDArray[np.float64], price_history: NDArray[np.float64],
+    trades: NDArray[np.float64],
 ) -> None:
     """Match book (b, r): best bid of a buyer not ruled out against the best ask of another agent, until none."""
     bids = _sorted_orders(order_kind, order_price, order_created, b, r, _BID, -1)
@@ -231,6 +235,8 @@ def _match_book(
         agent[b, buyer, 0] += bid_price - paid
         agent[b, seller, 0] += paid
         price_history[b, r, paid] += 1.0
+        trades[b, buyer] += 1.0
+        trades[b, seller] += 1.0
         order_kind[b, r, buyer, bid_slot] = _NO_ORDER
         order_kind[b, r, seller, ask_slot] = _NO_ORDER
         my_orders[b, buyer, r, 0, bid_price] -= 1.0

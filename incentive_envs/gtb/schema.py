@@ -63,12 +63,14 @@ STEP_INFO_KEYS: Final[tuple[str, ...]] = (
     "productivity",
     "equality",
     "equality_times_productivity",
+    "houses_built",
+    "trades",
 )
 """The keys of each agent's ``infos`` at reset and after every step, and nothing else.
 
 "This step" is the step just taken; at reset the values are those of the start state (coin = starting coin,
-no labour, no tax, ``tax_enacted`` False). Per-agent values are floats unless noted; the last five keys have
-the same value for every agent.
+no labour, no tax, ``tax_enacted`` False). Per-agent values are floats unless noted; ``marginal_rates`` to
+``equality_times_productivity`` have the same value for every agent.
 
 ======================================  ========================================================================
 key                                     meaning
@@ -97,6 +99,9 @@ key                                     meaning
 ``productivity``                        sum of ``coin`` over the agents.
 ``equality``                            ``1 - Gini * N / (N - 1)`` of ``coin``.
 ``equality_times_productivity``         ``equality * productivity``.
+``houses_built``                        houses the agent has built this episode (after the step).
+``trades``                              trades the agent has taken part in this episode: units bought plus
+                                        units sold (after the step).
 ======================================  ========================================================================
 """
 

@@ -120,4 +120,6 @@ class BatchedGTBEnv(LockstepBatchedEnv):
             "productivity": per_agent(out.productivity),
             "equality": per_agent(out.equality),
             "equality_times_productivity": per_agent(out.equality * out.productivity),
+            "houses_built": out.houses_built,
+            "trades": out.trades,
         }

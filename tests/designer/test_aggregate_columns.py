@@ -27,8 +27,8 @@ from designer.experiments.aggregate import (
 from designer.experiments.spec import Sweep
 from designer.experiments.sweep import SweepSummary, run_sweep
 from designer.tasks import make_task
-from designer.tasks.gather_trade_build import TaxMetaGradDesigner, schedule_of
-from designer.tasks.gather_trade_build.designers import rate_metrics
+from designer.tasks.gather_trade_build import TaxMetaGradDesigner, schedule_of, tax_report
+from designer.tasks.gather_trade_build.designers import economy_metric_names, economy_metrics, rate_metrics
 from incentive_envs.economics import US_FEDERAL_2018_RATES
 
 
@@ -130,7 +130,9 @@ RATES = [f"train/rate_{b}" for b in range(7)]
 ])
 def test_tax_designers_log_the_mean_enacted_rate_per_bracket(tmp_path: Path, algorithm, kwargs, expected):
     trainer, rows = _gtb(tmp_path, algorithm, **kwargs)
-    assert trainer.designer.metric_names[-7:] == tuple(k.removeprefix("train/") for k in RATES)
+    names = trainer.designer.metric_names
+    assert names[-7 - len(economy_metric_names(trainer.task.schema)):][:7] == tuple(k.removeprefix("train/")
+                                                                                   for k in RATES)
     assert [row["episode"] for row in rows] == ["0", "1", "2", "3"]
     assert all(row[k] == "nan" for k in RATES for row in rows[:2])  # no iteration yet at episodes 0 and 1
     logged = np.array([[float(row[k]) for k in RATES] for row in rows[2:]])
@@ -146,3 +148,22 @@ def test_tax_designers_log_the_mean_enacted_rate_per_bracket(tmp_path: Path, alg
     assert rate_metrics(batch.with_(step_mask=torch.zeros_like(batch.step_mask)), trainer.task.schema) == {}
     if isinstance(trainer.designer, TaxMetaGradDesigner):
         assert 0.0 < trainer.designer.live_units(batch.state) <= 1.0
+
+
+def test_tax_designers_log_the_economy_of_their_training_episodes(tmp_path: Path):
+    """Productivity, equality and, per skill rank, income, labour, houses built and trades of each training
+    batch are ``train/`` columns of log.csv: the behaviour over training."""
+    trainer, rows = _gtb(tmp_path, "none", tax_model="us_federal")
+    schema = trainer.task.schema
+    names = economy_metric_names(schema)
+    assert len(names) == 3 + 4 * schema.n_agents and "houses_built_skill3" in names and "trades_skill0" in names
+    assert all(np.isfinite(float(row[f"train/{k}"])) for k in names for row in rows[2:])
+    batch = trainer.pending
+    assert batch is not None
+    metrics, report = economy_metrics(batch, schema), tax_report(batch, schema)
+    assert list(metrics) == list(names)
+    assert metrics["equality_times_productivity"] == pytest.approx(np.mean(report["equality_times_productivity"]))
+    for s in range(schema.n_agents):
+        for key in ("income", "labour", "houses_built", "trades"):
+            assert metrics[f"{key}_skill{s}"] == pytest.approx(report[f"{key}_by_skill"][s])
+    assert (report["houses_built_by_skill"] >= 0).all() and (report["labour_by_skill"] > 0).all()

@@ -249,3 +249,20 @@ def test_dual_rl_subtracts_payments_unless_cost_is_none(cost: str):
 
     same = all(torch.equal(a, b) for a, b in zip(updated(False).values(), updated(True).values()))
     assert same == (cost == "none")
+
+
+def test_log_gains_columns_a_resumed_run_adds_without_shifting_cells(tmp_path: Path):
+    """A run resumed by a version that logs more columns: the header grows, older rows read NaN there, and no
+    cell moves under another column's name (as it would if rows were appended under the old header)."""
+    from designer.experiments.trainer import append_log_row
+
+    path = tmp_path / "log.csv"
+    append_log_row(path, {"episode": 0, "welfare": 1.5})
+    append_log_row(path, {"episode": 10, "welfare": 2.5, "train/houses_skill0": 3.0})
+    append_log_row(path, {"episode": 20, "train/houses_skill0": 4.0})  # a column the row lacks: NaN
+    with path.open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert list(rows[0]) == ["episode", "welfare", "train/houses_skill0"]
+    assert [(r["episode"], r["welfare"], r["train/houses_skill0"]) for r in rows] == [
+        ("0", "1.5", "nan"), ("10", "2.5", "3.0"), ("20", "nan", "4.0")]
+    assert not (tmp_path / "log.csv.tmp").exists()

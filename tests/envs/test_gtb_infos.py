@@ -45,3 +45,30 @@ def test_reset_infos_are_neutral():
         assert np.array_equal(info["marginal_rates"], np.zeros(7))
         assert info["action_mask"][0] == 1
         assert (info["productivity"], info["equality"], info["equality_times_productivity"]) == (40.0, 1.0, 40.0)
+
+
+def test_houses_built_and_trades_count_this_episode():
+    """``houses_built`` is the agent's count of houses on the map; each trade adds 1 to two agents' ``trades``
+    (the trades of a step are the new entries of the market's price history)."""
+    env = gtb_mod.parallel_env(max_cycles=300)
+    _, infos = env.reset(seed=5)
+    rng = np.random.default_rng(5)
+    weights = np.ones(50)
+    weights[1], weights[2:46] = 30.0, 4.0  # builds and orders often enough to see both
+    s, decay = env.sim.s, env.sim.config.price_history_decay
+    built_any = traded_any = False
+    while env.agents:
+        history = s.price_history.copy()
+        before = np.array([infos[a]["trades"] for a in env.possible_agents])
+        acts = {a: int((rng.random(50) * weights * infos[a]["action_mask"]).argmax()) for a in env.agents}
+        _, _, _, _, infos = env.step(acts)
+        s = env.sim.s
+        houses = np.array([infos[a]["houses_built"] for a in env.possible_agents])
+        trades = np.array([infos[a]["trades"] for a in env.possible_agents])
+        assert np.array_equal(houses, [(s.owner[0] == i).sum() for i in range(len(houses))])
+        new_trades = (s.price_history - decay * history).sum()
+        assert np.isclose((trades - before).sum(), 2 * new_trades, atol=1e-6)
+        built_any, traded_any = built_any or houses.sum() > 0, traded_any or trades.sum() > 0
+    assert built_any and traded_any
+    _, infos = env.reset(seed=6)
+    assert all(infos[a]["houses_built"] == infos[a]["trades"] == 0.0 for a in env.possible_agents)

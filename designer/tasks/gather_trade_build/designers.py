@@ -16,7 +16,9 @@ its batched rollout (``TrainConfig.vectorized``) through :meth:`Designer.batched
 
 None pays an incentive: each logs the step's tax data (:class:`StepLog`) through the rollout's records, and each
 reports the mean rate per bracket enacted in every training batch as the training metrics ``rate_0`` ..
-``rate_{K-1}`` (so a run's ``log.csv`` holds the schedule over training as ``train/rate_<b>`` columns).
+``rate_{K-1}`` (so a run's ``log.csv`` holds the schedule over training as ``train/rate_<b>`` columns), and the
+economy of those episodes (:func:`economy_metrics`: productivity, equality, and income, labour, houses built and
+trades per skill rank).
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from designer.rollout import IncentiveInputs
 from designer.task import Task
 from designer.tasks.gather_trade_build.game import as_gtb_task
 from designer.tasks.gather_trade_build.networks import PlannerNet, StateCritic, TaxNet
-from designer.tasks.gather_trade_build.records import StepFeatures, rebuild_rewards, schedule_of
+from designer.tasks.gather_trade_build.records import StepFeatures, rebuild_rewards, schedule_of, tax_report
 from incentive_envs.gtb import FreeMarketTax, GTBSchema, SaezTax, TaxModel, USFederalTax
 from incentive_envs.vector import BatchedParallelEnv
 from wrappers import BatchedStepContext, BatchedTaxRatesWrapper, PerCopyRates, StepContext, TaxRatesWrapper
@@ -104,17 +106,40 @@ def rate_metrics(batch: Batch, schema: GTBSchema) -> Metrics:
     return {f"rate_{b}": float(r) for b, r in enumerate(rates.mean(0))} if len(rates) else {}
 
 
+ECONOMY = ("productivity", "equality", "equality_times_productivity")
+BY_SKILL = ("income", "labour", "houses_built", "trades")
+
+
+def economy_metric_names(schema: GTBSchema) -> tuple[str, ...]:
+    """Names of :func:`economy_metrics`."""
+    return (*ECONOMY, *(f"{k}_skill{s}" for k in BY_SKILL for s in range(schema.n_agents)))
+
+
+def economy_metrics(batch: Batch, schema: GTBSchema) -> Metrics:
+    """The economy of the batch's episodes (:func:`tax_report`, means over episodes): final productivity,
+    equality and their product, and per skill rank ``s`` (0 = lowest build payment) the pre-tax income, labour,
+    houses built and trades (``<name>_skill<s>``), so the logs show how behaviour moves during training."""
+    report = tax_report(batch, schema)
+    out: Metrics = {k: float(np.mean(report[k])) for k in ECONOMY}
+    for k in BY_SKILL:
+        if f"{k}_by_skill" in report:  # batches recorded before the counters existed lack houses and trades
+            out.update({f"{k}_skill{s}": float(v) for s, v in enumerate(report[f"{k}_by_skill"])})
+    return out
+
+
 class _ReportsRates(Designer):
-    """Base of the tax designers: adds :func:`rate_metrics` of each training batch to the iteration's metrics."""
+    """Base of the tax designers: adds :func:`rate_metrics` and :func:`economy_metrics` of each training batch
+    to the iteration's metrics."""
 
     def __init__(self, task: Task, config: DesignerConfig, generator: torch.Generator | None = None) -> None:
         self.schema = as_gtb_task(task).schema
         super().__init__(task, config, generator)
-        self.metric_names = (*self.metric_names, *(f"rate_{b}" for b in range(self.schema.n_brackets)))
+        self.metric_names = (*self.metric_names, *(f"rate_{b}" for b in range(self.schema.n_brackets)),
+                             *economy_metric_names(self.schema))
 
     def iterate(self, learner: AgentLearner, collect: Collect, batch: Batch) -> tuple[Batch, Metrics]:
         next_batch, metrics = super().iterate(learner, collect, batch)
-        return next_batch, {**metrics, **rate_metrics(batch, self.schema)}
+        return next_batch, {**metrics, **rate_metrics(batch, self.schema), **economy_metrics(batch, self.schema)}
 
     def batched_incentive(self, generator: torch.Generator | None = None) -> BatchedStepLog:
         """The batched counterpart of the designer's :class:`StepLog` (it pays nothing, evaluation included)."""

@@ -26,26 +26,29 @@ class StepFeatures:
     """What the tax designers log per step (``Batch.features``), from the env's infos.
 
     Layout (N agents, K brackets): ``coin_pre_tax, labour, income, u_prev, tax_paid, lump_sum, coin`` (N each),
-    then ``enacted, period_start, swf, productivity, equality`` and the K rates in force. ``u_prev`` is the
-    agent's utility before the step (the env's utility after it minus its reward), ``period_start`` the step
-    index of the current period's first step (whose designer observation set the rates), ``swf`` is
-    ``equality * productivity / N`` after the step.
+    then ``enacted, period_start, swf, productivity, equality``, the K rates in force, and the counters
+    ``houses_built, trades`` so far this episode (N each; last, so batches recorded before they existed, as in
+    checkpoints of older runs, still split: :meth:`split` leaves them out when the rows are that short).
+    ``u_prev`` is the agent's utility before the step (the env's utility after it minus its reward),
+    ``period_start`` the step index of the current period's first step (whose designer observation set the
+    rates), ``swf`` is ``equality * productivity / N`` after the step.
     """
 
     PER_AGENT = ("coin_pre_tax", "labour", "income", "u_prev", "tax_paid", "lump_sum", "coin")
     SCALARS = ("enacted", "period_start", "swf", "productivity", "equality")
     _INFO_PER_AGENT = ("coin_pre_tax", "labour", "income", "tax_paid", "lump_sum", "coin")  # read from the infos
     _INFO_SCALARS = ("tax_enacted", "tax_cycle_position", "productivity", "equality")  # the same for every agent
+    COUNTERS = ("houses_built", "trades")
 
     def __init__(self, schema: GTBSchema) -> None:
         self.schema = schema
-        self.size = schema.n_agents * len(self.PER_AGENT) + len(self.SCALARS) + schema.n_brackets
+        self.size = schema.n_agents * (len(self.PER_AGENT) + len(self.COUNTERS)) + len(self.SCALARS) + schema.n_brackets
 
     def __call__(self, ctx: StepContext) -> np.ndarray:
         """The feature row ``[F]`` of one step (float32) from the step's infos and env rewards."""
         infos = [ctx.infos[a] for a in ctx.possible_agents]
         first = infos[0]
-        per = {k: np.array([[float(i[k]) for i in infos]]) for k in self._INFO_PER_AGENT}
+        per = {k: np.array([[float(i[k]) for i in infos]]) for k in (*self._INFO_PER_AGENT, *self.COUNTERS)}
         rewards = np.array([[float(ctx.env_rewards[a]) for a in ctx.possible_agents]])
         scalars = {k: np.array([float(first[k])]) for k in self._INFO_SCALARS}
         rates = np.asarray(first["marginal_rates"], dtype=np.float64)[None]
@@ -55,7 +58,7 @@ class StepFeatures:
         """:meth:`__call__` of every copy ``[B, F]`` from the batched infos (the rows of copies whose episode is
         over are meaningless: the batched rollout zeroes them)."""
         infos = ctx.infos
-        per = {k: np.asarray(infos[k], dtype=np.float64) for k in self._INFO_PER_AGENT}
+        per = {k: np.asarray(infos[k], dtype=np.float64) for k in (*self._INFO_PER_AGENT, *self.COUNTERS)}
         scalars = {k: np.asarray(infos[k][:, 0], dtype=np.float64) for k in self._INFO_SCALARS}
         rates = np.asarray(infos["marginal_rates"][:, 0], dtype=np.float64)
         return self._rows(per, np.asarray(ctx.env_rewards, dtype=np.float64), scalars, rates, ctx.step)
@@ -71,10 +74,12 @@ class StepFeatures:
         prod, eq = scalars["productivity"], scalars["equality"]
         columns = [scalars["tax_enacted"], step - (position - 1), eq * prod / rewards.shape[-1], prod, eq]
         parts = [per[k] for k in self.PER_AGENT] + [np.stack(columns, axis=-1).astype(np.float64), rates]
+        parts += [per[k] for k in self.COUNTERS]
         return np.concatenate(parts, axis=-1).astype(np.float32)
 
     def split(self, features: Tensor) -> dict[str, Tensor]:
-        """Named views of ``[..., F]`` features: ``[..., N]`` per agent, ``[...]`` scalars, rates ``[..., K]``."""
+        """Named views of ``[..., F]`` features: ``[..., N]`` per agent, ``[...]`` scalars, rates ``[..., K]``, and
+        the counters when the rows hold them."""
         n, out, at = self.schema.n_agents, {}, 0
         for k in self.PER_AGENT:
             out[k] = features[..., at : at + n]
@@ -83,6 +88,11 @@ class StepFeatures:
             out[k] = features[..., at]
             at += 1
         out["rates"] = features[..., at : at + self.schema.n_brackets]
+        at += self.schema.n_brackets
+        if features.shape[-1] == self.size:
+            for k in self.COUNTERS:
+                out[k] = features[..., at : at + n]
+                at += n
         return out
 
 
@@ -114,7 +124,7 @@ def tax_report(batch: Batch, schema: GTBSchema) -> dict[str, Any]:
 
     Returns per-episode final ``productivity``, ``equality`` and their product, the rates per period
     ``[B, P, K]``, and per skill rank (0 = lowest build payment) the mean per-episode pre-tax income, tax paid,
-    lump sum received and final coin.
+    lump sum received, final coin and labour, and houses built and trades (units bought plus sold).
     """
     f = StepFeatures(schema).split(batch.features.double())
     b = batch.n_episodes
@@ -139,4 +149,6 @@ def tax_report(batch: Batch, schema: GTBSchema) -> dict[str, Any]:
         "tax_by_skill": by_skill(f["tax_paid"].sum(1)),
         "lump_sum_by_skill": by_skill(f["lump_sum"].sum(1)),
         "coin_by_skill": by_skill(f["coin"][rows, last]),
+        "labour_by_skill": by_skill(f["labour"][rows, last]),
+        **{f"{k}_by_skill": by_skill(f[k][rows, last]) for k in StepFeatures.COUNTERS if k in f},
     }
