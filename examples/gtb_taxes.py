@@ -2,10 +2,11 @@
 
 Trains the same shared PPO agents under each tax designer for a few seeds (a sweep per designer in
 ``--out/trials/<designer>``: finished runs are reused, interrupted ones resume), evaluates the final agents (no
-exploration) and prints the paper's headline table (productivity, equality, their product: mean ± std over seeds).
-Saves in ``--out``: ``results.json`` (every number per run), ``summary.json`` (the table per seed, settings,
-machine), ``schedules.png`` (bracket rates over training: MetaGrad and dual-RL, a panel per seed),
-``income_by_skill.png`` (income before and after tax and redistribution) and ``rates_by_period.png``.
+exploration) and prints the paper's headline table (productivity, equality, their product: mean ± std over seeds,
+the IQM with its 95% bootstrap interval, per-seed values). Saves in ``--out``: ``results.json`` (every number per
+run, training curves included), ``summary.json`` (the table per seed, settings, machine), ``results.md`` (the
+table) and the behavioural analysis of ``examples/gtb_analysis.py`` (schedules against US federal and Saez,
+income, labour, houses and trades by skill, the economy over training, schedules over training, rates by period).
 
     python examples/gtb_taxes.py --episodes 1200 --seeds 0 1 2 --jobs 1 --out runs/gtb_taxes
     python examples/gtb_taxes.py --smoke            # a few episodes, to check the script runs
@@ -48,13 +49,22 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from gtb_analysis import draw  # the sibling script (this folder is sys.path[0] when the script runs)
 
 from designer import Trainer
-from designer.experiments.aggregate import learning_curves, machine_info, save_figure, spread, subplots, sweep_records
-from designer.experiments.plots import rates_heatmap
+from designer.experiments.aggregate import (
+    MetricSummary,
+    TrialRecord,
+    learning_curves,
+    machine_info,
+    spread,
+    sweep_records,
+)
 from designer.experiments.spec import AlgorithmSpec, Sweep, TaskSpec, Variant
 from designer.experiments.sweep import run_sweep
 from designer.tasks.gather_trade_build import evaluate_taxes
+from designer.tasks.gather_trade_build.designers import economy_metric_names
+from incentive_envs.gtb import GTBSchema
 
 METHODS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "free market": ("none", {"tax_model": "free_market"}, {}),
@@ -79,6 +89,23 @@ CPU_SETTING = {"task_kwargs": {"agent_net": "cpu"}, "train": {"batch_episodes": 
 DESIGNER_LR = 3e-4
 """MetaGrad's tax-network Adam lr for budgets of ~1,000 episodes (the paper's 1.82e-5 is for 200,000; see above)."""
 KEYS = ("productivity", "equality", "equality_times_productivity")
+
+
+def summary_of(values: list[float]) -> dict[str, Any]:
+    """Mean, std (ddof 0, as :func:`spread`) and per-seed values, with the IQM and its 95% bootstrap interval."""
+    stats = MetricSummary.of(values, reps=10_000, confidence=0.95, seed=0)
+    return {**spread(values), "iqm": stats.iqm, "ci_low": stats.ci_low, "ci_high": stats.ci_high}
+
+
+def economy_curve(trial: TrialRecord, schema: GTBSchema) -> dict[str, list[float]] | None:
+    """The tax designer's logged economy of the training episodes (:func:`economy_metric_names`) over training;
+    None for runs logged before those columns existed."""
+    names = economy_metric_names(schema)
+    try:
+        x, logged = learning_curves([trial], columns=[f"train/{k}" for k in names])
+    except ValueError:
+        return None
+    return {"episodes": x.astype(int).tolist(), **{k: logged[f"train/{k}"][0].tolist() for k in names}}
 
 if __name__ == "__main__":  # the sweep's worker processes import this file without running it
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -136,13 +163,10 @@ if __name__ == "__main__":  # the sweep's worker processes import this file with
     # planner's too, and its rate cap reaches 1 after a third of the budget (paper: 8,000)
     anneal = {"n_episodes_reach_max_rate": max(1, args.episodes // 3), "planner_epsilon_iters": args.episodes}
     lrs = {"metagrad": metagrad, "dual_rl": {"dual_lr": args.planner_lr} if args.planner_lr else {}}
-    learned, n, k = [m for m in ("MetaGrad", "dual-RL") if m in methods], len(methods), len(args.seeds)
-    schedules, panels = subplots(max(1, len(learned)), k, figsize=(4.5 * k, 3.4 * max(1, len(learned))), sharey=True)
-    income, bars = subplots(1, n, figsize=(3.2 * n, 3.6), sharey=True)
-    periods, heats = subplots(1, n, figsize=(3.2 * n, 3.4), sharey=True)
-    table = ["| designer | productivity | equality | equality · productivity | seeds | s/episode |", "|---" * 6 + "|"]
+    table = ["| designer | productivity | equality | equality · productivity | IQM [95% CI] | per seed | s/episode |",
+             "|---" * 7 + "|"]
     start, results, designers = time.perf_counter(), [], {}
-    for i, method in enumerate(methods):
+    for method in methods:
         algorithm, task_kwargs, designer = METHODS[method]
         label = re.sub(r"[^A-Za-z0-9]+", "-", method).strip("-")
         sweep = Sweep(label, tasks=[TaskSpec("gather_trade_build", {**task_kwargs, **anneal, **setting["task_kwargs"]},
@@ -150,7 +174,7 @@ if __name__ == "__main__":  # the sweep's worker processes import this file with
                       algorithms=[AlgorithmSpec(algorithm, {**designer, **lrs.get(algorithm, {})}, label)],
                       variants=[Variant(learner=learner)], seeds=args.seeds, train=train)
         runs = []
-        for j, trial in enumerate(sweep_records(run_sweep(sweep, out / "trials" / label, workers=args.jobs))):
+        for trial in sweep_records(run_sweep(sweep, out / "trials" / label, workers=args.jobs)):
             trainer = Trainer.resume(trial.path / "checkpoint.pt", out_dir=None)  # evaluation only: writes nothing
             report = evaluate_taxes(trainer, args.eval_episodes, seed=10_000 + trial.seed)
             brackets = [f"train/rate_{b}" for b in range(report["rates"].shape[-1])]
@@ -164,30 +188,22 @@ if __name__ == "__main__":  # the sweep's worker processes import this file with
                 "schedule_episodes": x[trained].astype(int).tolist(),
                 "curve": [(int(e), w) for e, w in zip(x, logged["welfare"][0].tolist())],
                 "active_units": live(trainer.pending.state) if live and trainer.pending is not None else None,
+                "economy_curve": economy_curve(trial, trainer.task.schema),
                 **{key: np.asarray(v).tolist() for key, v in report.items()},
             })
             print(f"[{(time.perf_counter() - start) / 60:.1f} min] {method} seed {trial.seed}: {wall / episodes:.3f} "
                   f"s/episode, equality * productivity {np.mean(report['equality_times_productivity']):.1f}")
-            if method in learned:  # the learned schedule: seeds can move a bracket in opposite directions
-                ax = panels[learned.index(method)][j]
-                ax.plot(x[trained], rates[trained], label=[f"bracket {b}" for b in range(len(brackets))])
-                ax.set(title=f"{method}, seed {trial.seed}", ylabel="marginal rate", ylim=(0, 1),
-                       xlabel=f"episode (mean over the {args.eval_period} before)")
         results += runs
         per_seed = [np.mean(r["rates"], axis=(0, 1)).tolist() for r in runs]
         row = designers[method] = {"seconds_per_episode": float(np.mean([r["seconds_per_episode"] for r in runs])),
-                                   **{key: spread([np.mean(r[key]) for r in runs]) for key in KEYS},
+                                   **{key: summary_of([np.mean(r[key]) for r in runs]) for key in KEYS},
                                    "mean_rates": np.mean(per_seed, axis=0).tolist(), "mean_rates_per_seed": per_seed}
         if method == "MetaGrad":  # with every unit dead, all rates sit at sigmoid(0) = 0.5
             row["active_units_per_seed"] = [r["active_units"] for r in runs]
         cells = " | ".join(f"{row[key]['mean']:.{d}f} ± {row[key]['std']:.{d}f}" for key, d in zip(KEYS, (1, 3, 1)))
-        table.append(f"| {method} | {cells} | {len(runs)} | {row['seconds_per_episode']:.2f} |")
-        pre, tax, lump = (np.mean([r[f"{s}_by_skill"] for r in runs], axis=0) for s in ("income", "tax", "lump_sum"))
-        bars[0][i].bar(np.arange(len(pre)) - 0.2, pre, 0.4, label="before tax")
-        bars[0][i].bar(np.arange(len(pre)) + 0.2, pre - tax + lump, 0.4, label="after tax + lump sum")
-        bars[0][i].set(title=method, xlabel="skill rank (0 = lowest)", xticks=np.arange(len(pre)))
-        rates = np.concatenate([r["rates"] for r in runs]).mean(0)  # [periods, K], mean over episodes and seeds
-        rates_heatmap(heats[0][i], rates, title=method)
+        eqp = row["equality_times_productivity"]
+        table.append(f"| {method} | {cells} | {eqp['iqm']:.1f} [{eqp['ci_low']:.1f}, {eqp['ci_high']:.1f}] | "
+                     f"{', '.join(f'{v:.1f}' for v in eqp['per_seed'])} | {row['seconds_per_episode']:.2f} |")
     if flat:  # the strongest flat rate, chosen on the same seeds (an honest baseline, said to be so chosen)
         best = max(flat, key=lambda m: designers[m]["equality_times_productivity"]["mean"])
         designers["best flat"] = {**designers[best], "chosen": best}
@@ -200,14 +216,8 @@ if __name__ == "__main__":  # the sweep's worker processes import this file with
     summary = {"args": vars(args), "settings": settings, "wall_minutes": wall / 60, "machine": machine_info(),
                "designers": designers}
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
+    (out / "results.md").write_text("\n".join(table) + "\n")
     print("\n".join(table) + f"\n\n{len(results)} runs, {args.episodes} episodes each, {wall / 60:.1f} min wall")
-    bars[0][0].set(ylabel="taxed income per episode (coin)")
-    bars[0][0].legend(fontsize=7)
-    heats[0][0].set(ylabel="bracket")
-    figures = {"income_by_skill.png": income, "rates_by_period.png": periods}
-    if learned:  # fixed tax models have no schedule
-        panels[0][0].legend(fontsize=7, ncol=2)
-        figures = {"schedules.png": schedules, **figures}
-    for name, fig in figures.items():
-        print(f"saved {save_figure(fig, out / name)}")
-    print(f"saved {out / 'results.json'}")
+    for path in draw(out):  # the behavioural analysis (rerun alone: python examples/gtb_analysis.py <out>)
+        print(f"saved {path}")
+    print(f"saved {out / 'results.json'}, {out / 'summary.json'}, {out / 'results.md'}")

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,9 +72,11 @@ def test_gtb_taxes_example(tmp_path: Path):
     )
     assert out.returncode == 0, out.stderr
     methods = ["free market", "US federal", "Saez", "dual-RL", "MetaGrad"]
-    for name in ("schedules.png", "income_by_skill.png", "rates_by_period.png"):
+    for name in ("schedule_vs_baselines.png", "behaviour_by_skill.png", "training_dynamics.png", "schedules.png",
+                 "rates_by_period.png"):
         assert (tmp_path / name).stat().st_size > 10_000
-    assert "| designer | productivity | equality | equality · productivity | seeds | s/episode |" in out.stdout
+    header = "| designer | productivity | equality | equality · productivity | IQM [95% CI] | per seed | s/episode |"
+    assert header in out.stdout and (tmp_path / "results.md").read_text().startswith(header)
     assert all(f"| {m} | " in out.stdout for m in methods)
 
     results = json.loads((tmp_path / "results.json").read_text())
@@ -81,7 +84,11 @@ def test_gtb_taxes_example(tmp_path: Path):
     for run in results["runs"]:
         assert set(run) >= {"seed", "episodes", "wall_seconds", "seconds_per_episode", "schedule", "schedule_episodes",
                             "curve", "active_units", "productivity", "equality", "equality_times_productivity",
-                            "rates", "income_by_skill", "tax_by_skill", "lump_sum_by_skill", "coin_by_skill"}
+                            "rates", "income_by_skill", "tax_by_skill", "lump_sum_by_skill", "coin_by_skill",
+                            "labour_by_skill", "houses_built_by_skill", "trades_by_skill", "economy_curve"}
+        curve = run["economy_curve"]  # the economy of the training episodes, logged at every evaluation
+        assert curve["episodes"] == [0, 1, 2, 3, 4] and len(curve["houses_built_skill3"]) == 5
+        assert np.isnan(curve["productivity"][0]) and np.isfinite(curve["productivity"][2:]).all()
         assert run["episodes"] == 4 and len(run["productivity"]) == 2  # --smoke: 4 episodes, 2 evaluation episodes
         assert [e for e, _ in run["curve"]] == [0, 1, 2, 3, 4]  # --eval-period: max(1, 4 // 50)
         assert run["schedule_episodes"] == [2, 3, 4]  # a schedule point per evaluation after an iteration
@@ -101,6 +108,8 @@ def test_gtb_taxes_example(tmp_path: Path):
         assert row["equality_times_productivity"]["per_seed"] == [
             pytest.approx(sum(by_method[method]["equality_times_productivity"]) / 2)]
         assert len(row["mean_rates"]) == 7 and row["mean_rates_per_seed"] == [row["mean_rates"]]
+        eqp = row["equality_times_productivity"]  # one seed: the IQM and its interval are that seed's value
+        assert eqp["iqm"] == eqp["ci_low"] == eqp["ci_high"] == pytest.approx(eqp["per_seed"][0])
     assert (tmp_path / "trials" / "MetaGrad" / "gtb__MetaGrad__default__seed0" / "checkpoint.pt").exists()
 
 

@@ -79,7 +79,7 @@ class StepFeatures:
 
     def split(self, features: Tensor) -> dict[str, Tensor]:
         """Named views of ``[..., F]`` features: ``[..., N]`` per agent, ``[...]`` scalars, rates ``[..., K]``, and
-        the counters when the rows hold them."""
+        the counters when the rows hold them (columns after :attr:`size` are ignored)."""
         n, out, at = self.schema.n_agents, {}, 0
         for k in self.PER_AGENT:
             out[k] = features[..., at : at + n]
@@ -89,7 +89,7 @@ class StepFeatures:
             at += 1
         out["rates"] = features[..., at : at + self.schema.n_brackets]
         at += self.schema.n_brackets
-        if features.shape[-1] == self.size:
+        if features.shape[-1] >= self.size:  # designers may append columns of their own (dual-RL: 2)
             for k in self.COUNTERS:
                 out[k] = features[..., at : at + n]
                 at += n
