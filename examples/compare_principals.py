@@ -70,6 +70,8 @@ class Game:
         eval_period: evaluate every this many agent episodes.
         episodes_per_step: a principal's round.
         levels: grid values per parameter of the bandits.
+        objective: what the principals maximise (``DesignerEnvConfig.objective``): the game's designer objective,
+            as MetaGrad's (Escape Room: welfare minus incentives paid; Cleanup: apples, no incentive cost).
     """
 
     task: TaskSpec
@@ -78,6 +80,7 @@ class Game:
     eval_period: int = 100
     episodes_per_step: int = 50
     levels: int = 3
+    objective: str = "net"
 
 
 GAMES: dict[str, Game] = {
@@ -87,7 +90,7 @@ GAMES: dict[str, Game] = {
                                    label="er_contextual"),
                           Variant("roles", designer={"output": "action_type"}), levels=2),
     "cleanup": Game(TaskSpec("cleanup", label="cleanup"), replace(CPU, train={**CPU.train, "vectorized": True}),
-                    episodes=2000, eval_period=200, episodes_per_step=80, levels=2),
+                    episodes=2000, eval_period=200, episodes_per_step=80, levels=2, objective="welfare"),
 }
 
 
@@ -98,7 +101,7 @@ def algorithms(game: Game, designers: list[str]) -> list[AlgorithmSpec]:
         if name in TRAINER_DESIGNERS:
             out.append(AlgorithmSpec(name))
             continue
-        settings = {**PRINCIPALS[name], "episodes_per_step": game.episodes_per_step}
+        settings = {**PRINCIPALS[name], "episodes_per_step": game.episodes_per_step, "objective": game.objective}
         if name in ("epsilon_greedy", "ucb", "thompson"):
             settings["options"] = {**settings["options"], "levels": game.levels}
         out.append(AlgorithmSpec("principal", principal=settings, label=name))
@@ -142,7 +145,8 @@ def run_game(key: str, game: Game, designers: list[str], seeds: list[int], episo
     print(table)
     return {"task": game.task.label, "task_kwargs": dict(game.task.task_kwargs), "variant": game.variant.label,
             "episodes": budget, "eval_period": game.eval_period, "episodes_per_step": game.episodes_per_step,
-            "levels": game.levels, "optimum": optimum, "wall_minutes": (time.perf_counter() - start) / 60,
+            "levels": game.levels, "objective": game.objective, "optimum": optimum,
+            "wall_minutes": (time.perf_counter() - start) / 60,
             "reused": list(done.skipped), "final": finals, "plot": str(plot.relative_to(out)),
             "mean_over_training": {name: spread(v["net"].mean(1)) for name, (_, v) in curves.items()}}
 
