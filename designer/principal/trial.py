@@ -22,7 +22,6 @@ which gives the same rounds and log (the run is deterministic per seed); finishe
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import importlib
 import math
@@ -36,7 +35,7 @@ import gymnasium
 import numpy as np
 
 from designer.experiments.runfolder import RunLock
-from designer.experiments.trainer import EvalResult
+from designer.experiments.trainer import EvalResult, append_log_row
 from designer.principal.bandits import UCB, EpsilonGreedy, ThompsonSampling
 from designer.principal.base import Principal
 from designer.principal.bayes import OptunaPrincipal
@@ -188,12 +187,7 @@ class _EvaluationLog(gymnasium.Wrapper[Any, Any, Any, Any]):
         row.update({"iteration": trainer.progress.iterations, "wall_seconds": time.perf_counter() - self._t0,
                     "round": round_, "reward": reward})
         row.update({f"param/{n}": float(v) for n, v in zip(env.parameter_names, params)})
-        new = not self.path.exists()
-        with self.path.open("a", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=list(row))
-            if new:
-                writer.writeheader()
-            writer.writerow(row)
+        append_log_row(self.path, row)
 
 
 def run_principal_trial(trial: Trial, trial_dir: str | Path) -> tuple[list[EvalResult], int, float | None]:
