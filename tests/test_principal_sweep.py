@@ -122,6 +122,15 @@ def test_bad_principal_is_a_clear_error(kwargs: dict[str, Any], message: str) ->
         Sweep.from_dict({"name": "p", "tasks": [ER], "algorithms": [{"algorithm": "principal", **kwargs}]})
 
 
+def test_changed_principal_settings_in_a_sweep_folder_are_refused(tmp_path: Path) -> None:
+    from designer.experiments.sweep import prepare_sweep
+
+    prepare_sweep(_sweep([UCB_SPEC]), tmp_path)
+    changed = AlgorithmSpec("principal", principal={"name": "ucb", "options": {"levels": 3}, "episodes_per_step": 10})
+    with pytest.raises(ValueError, match=r"principal\.options\.levels: 2 -> 3"):
+        prepare_sweep(_sweep([changed]), tmp_path)
+
+
 def test_principal_settings_need_the_principal_algorithm() -> None:
     with pytest.raises(ValueError, match="principal settings need algorithm 'principal'"):
         AlgorithmSpec("metagrad", principal={"name": "ucb"})

@@ -327,7 +327,8 @@ def prepare_sweep(sweep: Sweep, sweep_dir: str | Path) -> list[Trial]:
         if path.exists():
             stored = json.loads(path.read_text())
             if stored.get("config_hash") != trial.config_hash:
-                changes = _diff({k: stored.get(k) for k in ("train", "designer", "learner")}, trial.configs())
+                changes = _diff({k: stored[k] for k in ("train", "designer", "learner", "principal") if k in stored},
+                                trial.configs())
                 raise ValueError(f"{path} holds different configs for trial {trial.name} ({'; '.join(changes[:5])})"
                                  "; use a new sweep folder or delete that trial's folder")
     _write_json(root / "sweep.json", sweep.to_dict())
