@@ -9,7 +9,7 @@ the bandits over a grid of constant parameters (epsilon-greedy, UCB, Thompson sa
 (:func:`designer.principal.function.hill_climb` through the callable principal). Output, under ``--out``::
 
     <game>/trials/<trial>/     each trial's log.csv, result.json, trial.json (principals: rounds.csv)
-    <game>/results.md          the table (mean ± std, IQM with a bootstrap 95% CI) and every seed's values
+    <game>/results.md          the tables (mean ± std, IQM with a bootstrap 95% CI, every seed's values)
     <game>/curves.png          welfare and designer net against agent episodes (mean ± std over seeds)
     summary.json               per game and designer: final welfare, incentives and net (mean, std, per seed)
     results.md                 every game's table
@@ -33,6 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from designer.experiments.aggregate import (
+    GroupSummary,
+    MetricSummary,
     learning_curves,
     machine_info,
     markdown_tables,
@@ -108,12 +110,22 @@ def algorithms(game: Game, designers: list[str]) -> list[AlgorithmSpec]:
     return out
 
 
-def per_seed_table(finals: dict[str, dict[str, dict[str, Any]]]) -> str:
-    """Every seed's final welfare and net, per designer."""
-    lines = ["| designer | welfare per seed | net per seed |", "|---|---|---|"]
-    for name, row in finals.items():
-        cells = [", ".join(f"{v:.2f}" for v in row[m]["per_seed"]) for m in ("welfare", "net")]
-        lines.append(f"| {name} | {cells[0]} | {cells[1]} |")
+def compact_table(groups: list[GroupSummary], finals: dict[str, dict[str, Any]],
+                  over_training: dict[str, MetricSummary]) -> str:
+    """The README table: final welfare and net (mean ± sample std, IQM [bootstrap 95% CI]), incentives paid,
+    the mean net over all evaluations (sample efficiency) and every seed's final welfare and net."""
+    lines = ["| designer | welfare (mean ± std) | welfare IQM [95% CI] | net (mean ± std) | net IQM [95% CI] | "
+             "incentives paid | net over training | welfare per seed | net per seed |", "|---" * 9 + "|"]
+
+    def cell(s: MetricSummary) -> tuple[str, str]:
+        return f"{s.mean:.2f} ± {s.std or 0:.2f}", f"{s.iqm:.2f} [{s.ci_low:.2f}, {s.ci_high:.2f}]"
+
+    for g in groups:
+        name, m = g.algorithm_label, g.metrics
+        per_seed = [", ".join(f"{v:.2f}" for v in finals[name][k]["per_seed"]) for k in ("welfare", "net")]
+        cells = [name, *cell(m["welfare"]), *cell(m["net"]), cell(m["incentives"])[0],
+                 cell(over_training[name])[0], *per_seed]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -139,16 +151,20 @@ def run_game(key: str, game: Game, designers: list[str], seeds: list[int], episo
     title = f"{game.task.label}: {budget} agent episodes per run"
     plot = plot_task_curves(curves, out / key / "curves.png", optimum=optimum, title=title,
                             metrics=("welfare", "net"), xlabel="agent episodes consumed")
-    table = (f"{markdown_tables(groups)}\nPer seed (seeds {', '.join(map(str, seeds))}; each run's mean over its "
-             f"last {last} evaluations of {eval_episodes} episodes):\n\n{per_seed_table(finals)}\n")
+    over = {name: MetricSummary.of(v["net"].mean(1), reps=10_000, confidence=0.95, seed=0)
+            for name, (_, v) in curves.items()}
+    table = (f"{compact_table(groups, finals, over)}\n\nFinal values: each run's mean over its last {last} "
+             f"evaluations of {eval_episodes} episodes (seeds {', '.join(map(str, seeds))}); net over training: each "
+             f"run's mean net over all its evaluations; ± is the sample std over seeds.\n\n"
+             f"{markdown_tables(groups)}")
     (out / key / "results.md").write_text(table)
     print(table)
     return {"task": game.task.label, "task_kwargs": dict(game.task.task_kwargs), "variant": game.variant.label,
             "episodes": budget, "eval_period": game.eval_period, "episodes_per_step": game.episodes_per_step,
             "levels": game.levels, "objective": game.objective, "optimum": optimum,
-            "wall_minutes": (time.perf_counter() - start) / 60,
+            "wall_minutes_this_run": (time.perf_counter() - start) / 60,
             "reused": list(done.skipped), "final": finals, "plot": str(plot.relative_to(out)),
-            "mean_over_training": {name: spread(v["net"].mean(1)) for name, (_, v) in curves.items()}}
+            "net_over_training": {name: spread(v["net"].mean(1)) for name, (_, v) in curves.items()}}
 
 
 def main(argv: list[str] | None = None) -> Path:
