@@ -201,7 +201,7 @@ def test_process_pool_gives_the_same_per_seed_results(reference: Path, tmp_path:
 def test_ray_tune_gives_the_same_per_seed_results(reference: Path, tmp_path: Path):
     """A local Ray instance (2 CPUs, one per trial) runs the grid through Tune with identical per-seed results."""
     pytest.importorskip("ray")
-    summary = run_sweep(Sweep.from_dict(TINY), tmp_path, runner="ray", num_cpus=2)
+    summary = run_sweep(Sweep.from_dict(TINY), tmp_path, runner="ray", num_cpus=2, stack="off")
     assert summary.ok and summary.skipped == ()
     names = [t.name for t in Sweep.from_dict(TINY).trials()]
     _assert_same_trials(reference, tmp_path, names)
@@ -217,6 +217,37 @@ def test_ray_tune_gives_the_same_per_seed_results(reference: Path, tmp_path: Pat
     assert load_trials(tmp_path)[0].path.parent == tmp_path.resolve()  # _ray/ is not mistaken for a trial
 
 
+@pytest.mark.slow
+def test_ray_tune_stacks_each_configurations_seeds(reference: Path, tmp_path: Path):
+    """By default a Ray task trains a configuration's seeds as one stacked program (one Tune trial per group,
+    reporting each trial's result): the same trials as one by one, within float rounding."""
+    pytest.importorskip("ray")
+    sweep = Sweep.from_dict(TINY)
+    summary = run_sweep(sweep, tmp_path, runner="ray", num_cpus=2)
+    assert summary.ok
+    _assert_close_trials(reference, tmp_path, sweep)
+    for group in stack_groups(sweep.trials(), workers=2):
+        results = list((tmp_path / "_ray").glob(f"*/{group[0].name}__stack2/result.json"))
+        assert len(results) == 1, group[0].name
+        lines = [json.loads(x) for x in results[0].read_text().splitlines()]
+        assert [x["trial"] for x in lines] == [t.name for t in group] and all(x["final"] for x in lines)
+        assert [x["welfare"] for x in lines] == [read_result(tmp_path / t.name).welfare for t in group]  # type: ignore[union-attr]
+
+
+def _assert_close_trials(reference: Path, out: Path, sweep: Sweep) -> None:
+    """The same logs (evaluations within float rounding), final parameters and ok results as the reference."""
+    for t in sweep.trials():
+        rows, ref = _log_rows(out / t.name), _log_rows(reference / t.name)
+        assert [r["episode"] for r in rows] == [r["episode"] for r in ref]
+        for r, q in zip(rows, ref):
+            for k in ("welfare", "incentives", "net"):
+                assert float(r[k]) == pytest.approx(float(q[k]), rel=1e-5, abs=1e-6), (t.name, k)
+        pa, pb = _params(out / t.name), _params(reference / t.name)
+        for k in pa:
+            torch.testing.assert_close(pa[k], pb[k], rtol=1e-4, atol=1e-6)
+        assert read_result(out / t.name).status == "ok"  # type: ignore[union-attr]
+
+
 def test_stacked_sweep_groups_seeds_and_reproduces_the_trials(reference: Path, tmp_path: Path):
     """By default the local runner trains each variant's seeds as one stacked program: the same trials (every
     evaluation within float rounding, the same result files), two groups of two seeds."""
@@ -228,16 +259,7 @@ def test_stacked_sweep_groups_seeds_and_reproduces_the_trials(reference: Path, t
     assert [len(g) for g in stack_groups(sweep.trials(), workers=4)] == [1, 1, 1, 1]
     summary = run_sweep(sweep, tmp_path)
     assert summary.ok
-    for t in sweep.trials():
-        rows, ref = _log_rows(tmp_path / t.name), _log_rows(reference / t.name)
-        assert [r["episode"] for r in rows] == [r["episode"] for r in ref]
-        for r, q in zip(rows, ref):
-            for k in ("welfare", "incentives", "net"):
-                assert float(r[k]) == pytest.approx(float(q[k]), rel=1e-5, abs=1e-6), (t.name, k)
-        pa, pb = _params(tmp_path / t.name), _params(reference / t.name)
-        for k in pa:
-            torch.testing.assert_close(pa[k], pb[k], rtol=1e-4, atol=1e-6)
-        assert read_result(tmp_path / t.name).status == "ok"  # type: ignore[union-attr]
+    _assert_close_trials(reference, tmp_path, sweep)
 
 
 # -------------------------------------------------------------------------- resume

@@ -12,9 +12,9 @@ Each trial is one run of the ordinary :class:`~designer.experiments.trainer.Trai
 Running a sweep again resumes it: trials with an ``"ok"`` ``result.json`` are skipped, trials with a checkpoint
 continue from it (bit-exactly, see :meth:`Trainer.resume`), the rest start over. A trial that raises is retried up
 to ``max_retries`` times, then recorded as failed and listed in the summary. Trials are deterministic per seed:
-run one by one (``stack="off"``, and on Ray), the local and the Ray runner write identical logs. By default the
-local runner trains each configuration's seeds as one stacked program (:func:`execute_stacked`), which gives the
-same trials within float rounding, several times faster for small networks.
+run one by one (``stack="off"``), the local and the Ray runner write identical logs. By default both runners
+train each configuration's seeds as one stacked program (:func:`execute_stacked`), which gives the same trials
+within float rounding, several times faster for small networks.
 
 A running sweep holds ``<sweep_dir>/sweep.lock`` (a second sweep in the same folder fails at once, naming the
 holder), and each trial's trainer holds its trial folder's ``run.lock`` while it trains. The sweep owns its trial
@@ -385,11 +385,23 @@ def _record_lost(trial: Trial, root: Path, sweep: Sweep, message: str) -> None:
     _write_json(root / trial.name / "result.json", result.to_dict())
 
 
+def _final_report(result: TrialResult) -> dict[str, Any]:
+    """A trial's result as Tune metrics (scalars only)."""
+    return {k: v for k, v in result.to_dict().items() if isinstance(v, (int, float, str)) and k != "trial"}
+
+
 def _tune_trainable(config: dict[str, Any]) -> None:
-    """Ray Tune function trainable: one trial, reporting every new evaluation to Tune."""
+    """Ray Tune function trainable: one trial, reporting every new evaluation to Tune; or seeds of one
+    configuration as one stacked program (:func:`execute_stacked`), reporting each trial's result at the end."""
     from ray import tune
 
-    trial = Trial.from_dict(config["trial"])
+    trials = [Trial.from_dict(t) for t in config["trials"]]
+    if len(trials) > 1:
+        for result in execute_stacked(trials, config["sweep_dir"], max_retries=config["max_retries"],
+                                      last_k=config["last_k"], stack=config["stack"]):
+            tune.report({**_final_report(result), "trial": result.trial, "final": True})
+        return
+    trial = trials[0]
     reported = {"n": 0}
 
     def report(trainer: Trainer) -> None:
@@ -402,15 +414,17 @@ def _tune_trainable(config: dict[str, Any]) -> None:
 
     result = execute_trial(trial, config["sweep_dir"], max_retries=config["max_retries"],
                            last_k=config["last_k"], callback=report)
-    final = {k: v for k, v in result.to_dict().items() if isinstance(v, (int, float, str)) and k != "trial"}
-    tune.report({**final, "final": True})
+    tune.report({**_final_report(result), "final": True})
 
 
 def _tune_name(tune_trial: Any) -> str:
-    return str(tune_trial.config["trial"]["name"])
+    """A Tune trial's name: its sweep trial's, or for a stacked group the first one's and the group's size."""
+    names = [t["name"] for t in tune_trial.config["trials"]]
+    return str(names[0] if len(names) == 1 else f"{names[0]}__stack{len(names)}")
 
 
-def _run_ray(trials: Sequence[Trial], root: Path, sweep: Sweep, address: str | None, num_cpus: int | None) -> None:
+def _run_ray(trials: Sequence[Trial], root: Path, sweep: Sweep, address: str | None, num_cpus: int | None,
+             stack: StackMode) -> None:
     try:
         import ray
         from ray import tune
@@ -420,13 +434,16 @@ def _run_ray(trials: Sequence[Trial], root: Path, sweep: Sweep, address: str | N
     if started:
         ray.init(address=address, num_cpus=num_cpus if address is None else None, include_dashboard=False)
     try:
+        cpus = int(ray.cluster_resources().get("CPU", 1)) // _TRAINABLE_CPUS
+        groups = [[t] for t in trials] if stack == "off" else stack_groups(trials, workers=max(1, cpus))
         tuner = tune.Tuner(
             tune.with_resources(_tune_trainable, {"cpu": _TRAINABLE_CPUS}),
             param_space={
-                "trial": tune.grid_search([t.to_dict() for t in trials]),
+                "trials": tune.grid_search([[t.to_dict() for t in group] for group in groups]),
                 "sweep_dir": str(root),
                 "max_retries": sweep.max_retries,
                 "last_k": sweep.last_k,
+                "stack": stack,
             },
             tune_config=tune.TuneConfig(trial_name_creator=_tune_name, trial_dirname_creator=_tune_name),
             run_config=tune.RunConfig(
@@ -442,7 +459,7 @@ def _run_ray(trials: Sequence[Trial], root: Path, sweep: Sweep, address: str | N
         for i in range(len(grid)):
             res = grid[i]
             if res.error is not None and res.config is not None:
-                errors[res.config["trial"]["name"]] = f"Ray Tune: {res.error!r}"
+                errors.update({t["name"]: f"Ray Tune: {res.error!r}" for t in res.config["trials"]})
         for trial in trials:
             _record_lost(trial, root, sweep, errors.get(trial.name, "Ray Tune: the trial reported no result"))
     finally:
@@ -472,8 +489,11 @@ def run_sweep(
         num_cpus: Ray runner without ``address``: CPUs of the local Ray instance (default: all).
         callback: local runner with ``workers == 1``: called as ``callback(trial, trainer)`` every iteration
             (trials then run one by one).
-        stack: local runner: trials that differ only in seed train as one stacked program (see
-            :func:`execute_stacked`; ``"off"``: one by one). The Ray runner runs one trial per task.
+        stack: trials that differ only in seed train as one stacked program (see :func:`execute_stacked`;
+            ``"off"``: one by one), split into at least as many groups as there are workers (Ray: CPUs of the
+            cluster) where the seeds allow. On Ray a stacked group is one Tune trial named after its first trial
+            (``<name>__stack<n>``) that reports each trial's result at its end; a single trial reports every
+            evaluation as it happens.
 
     Returns:
         The summary: every trial's result, the ones skipped because they were already done, and failures.
@@ -503,7 +523,7 @@ def _run_locked(sweep: Sweep, root: Path, runner: str, workers: int, address: st
         if runner == "local":
             _run_local(pending, root, sweep, workers, callback, stack)
         else:
-            _run_ray(pending, root, sweep, address, num_cpus)
+            _run_ray(pending, root, sweep, address, num_cpus, stack)
     summary = SweepSummary(root, {t.name: read_result(root / t.name) for t in trials}, done)
     _write_json(root / "summary.json", summary.to_dict())
     return summary
