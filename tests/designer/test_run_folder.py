@@ -142,12 +142,10 @@ def test_flipped_bytes_in_tensor_data_are_caught_by_the_checksum(tmp_path: Path)
     t = Trainer(_cfg(episodes=20))
     t.train()
     path = t.save(tmp_path / "c.pt")
-    weight = next(iter(t.learner.params.values())).detach().numpy().tobytes()
-    raw = bytearray(path.read_bytes())
-    at = raw.find(weight)
-    assert at >= 0
-    raw[at + len(weight) // 2] ^= 0x5A
-    path.write_bytes(bytes(raw))
+    envelope = torch.load(path, weights_only=True)
+    assert envelope["format_version"] == 3 and envelope["compression"] == "zlib"
+    envelope["payload"][envelope["payload"].numel() // 2] ^= 0x5A  # one byte of the stored (compressed) payload
+    torch.save(envelope, path)
     with pytest.raises(ValueError, match=rf"{path}.*sha256"):
         load_checkpoint(path)
     with pytest.raises(ValueError, match="sha256"):
@@ -163,10 +161,32 @@ def test_previous_format_is_read_with_a_warning_and_new_saves_are_checksummed(tm
     with pytest.warns(UserWarning, match=rf"{old}.*format 1.*no checksum"):
         resumed = Trainer.resume(old, episodes=40)
     assert resumed.progress.episodes == 20
-    new = resumed.save(tmp_path / "v2.pt")
+    new = resumed.save(tmp_path / "v3.pt")
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert load_checkpoint(new)["format_version"] == 2
+        assert load_checkpoint(new)["format_version"] == 3
+
+
+def test_uncompressed_format_2_still_loads_exactly(tmp_path: Path):
+    """Checkpoints of the previous version (format 2: the same envelope without compression) load as before and
+    resume to the same run as the compressed checkpoint of the same state."""
+    import hashlib
+    import io
+
+    t = Trainer(_cfg(episodes=20))
+    t.train()
+    buffer = io.BytesIO()
+    torch.save({"format_version": 2, "library_version": "0.1", **t.state_dict()}, buffer)
+    raw = buffer.getvalue()
+    old = tmp_path / "v2.pt"
+    torch.save({"format_version": 2, "library_version": "0.1", "sha256": hashlib.sha256(raw).hexdigest(),
+                "payload": torch.frombuffer(bytearray(raw), dtype=torch.uint8)}, old)
+    new = t.save(tmp_path / "v3.pt")
+    a, b = Trainer.resume(old, episodes=40, out_dir=None), Trainer.resume(new, episodes=40, out_dir=None)
+    a.train()
+    b.train()
+    assert [h.welfare for h in a.progress.history] == [h.welfare for h in b.progress.history]
+    assert all(torch.equal(a.learner.params[k], b.learner.params[k]) for k in a.learner.params)
 
 
 # ------------------------------------------------------------------------ 4. CLI budgets

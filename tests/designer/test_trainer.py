@@ -77,7 +77,7 @@ def test_checkpoint_contents_and_strict_loading(tmp_path: Path):
     t.train()
     path = t.save(tmp_path / "c.pt")
     data = load_checkpoint(path)
-    assert data["format_version"] == 2 and "library_version" in data
+    assert data["format_version"] == 3 and "library_version" in data
     assert data["designer_config"]["algorithm"] == "metagrad"
     assert isinstance(data["rng"]["action"], torch.Tensor)
     # a checkpoint for a different architecture is refused with the mismatching key named
