@@ -151,7 +151,8 @@ def schedules(runs: list[dict[str, Any]]) -> Any | None:
                 ax.plot(run["schedule_episodes"], rates, label=[f"bracket {b}" for b in range(rates.shape[1])])
             ax.set(title=f"{method}, seed {run['seed']}", ylabel="marginal rate", ylim=(0, 1),
                    xlabel="training episode")
-    axes[0][0].legend(fontsize=7, ncol=2)
+    if axes[0][0].lines:  # no schedule before the first iteration (a budget of one batch)
+        axes[0][0].legend(fontsize=7, ncol=2)
     return fig
 
 
