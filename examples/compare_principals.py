@@ -5,8 +5,10 @@ Every designer is a trial of one :mod:`designer.experiments.sweep` per game with
 same agents' settings and the same evaluations (``log.csv`` rows by agent episodes consumed), so
 :mod:`designer.experiments.aggregate` summarises them alike. The principals (:mod:`designer.principal`) are
 the bandits over a grid of constant parameters (epsilon-greedy, UCB, Thompson sampling), Bayesian optimisation
-(Optuna's GP sampler, the ``principals`` extra) and a scripted stand-in for an LLM policymaker
-(:func:`designer.principal.function.hill_climb` through the callable principal). Output, under ``--out``::
+(Optuna's GP sampler, the ``principals`` extra), a scripted stand-in for an LLM policymaker
+(:func:`designer.principal.function.hill_climb` through the callable principal) and SB3's PPO learning the
+designer's policy over the run (:func:`designer.principal.sb3.run_sb3_principal`, the ``sb3`` extra).
+Output, under ``--out``::
 
     <game>/trials/<trial>/     each trial's log.csv, result.json, trial.json (principals: rounds.csv)
     <game>/results.md          the tables (mean ± std, IQM with a bootstrap 95% CI, every seed's values)
@@ -57,6 +59,8 @@ PRINCIPALS: dict[str, dict[str, Any]] = {
     "bo_gp": {"name": "optuna", "options": {"sampler": "gp", "n_startup_trials": 5}},
     "scripted_llm": {"name": "callable", "options": {"policy": "designer.principal.function:hill_climb",
                                                      "last": 10, "name": "scripted_llm"}},
+    # SB3's PPO on the designer env, one run of agents: an update every 8 rounds (ER: 7 updates in 60 rounds)
+    "sb3_ppo": {"name": "sb3", "options": {"algorithm": "PPO", "n_steps": 8, "batch_size": 8, "n_epochs": 4}},
 }
 """Principal label -> its sweep settings (rounds and grid levels are the game's)."""
 

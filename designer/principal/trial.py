@@ -42,6 +42,7 @@ from designer.principal.bayes import OptunaPrincipal
 from designer.principal.env import OBJECTIVES, DesignerEnv, DesignerEnvConfig
 from designer.principal.function import CallablePrincipal
 from designer.principal.run import run_principal
+from designer.principal.sb3 import SB3_ALGORITHMS, run_sb3_principal
 from designer.tasks import make_task
 
 if TYPE_CHECKING:
@@ -76,10 +77,13 @@ PRINCIPALS: dict[str, Callable[..., Principal]] = {
     "optuna": lambda names, **kw: OptunaPrincipal(**kw),
     "callable": _callable,
 }
-"""Principal names a sweep accepts -> ``(parameter names, **options) -> Principal``. Options are the class's
-keyword arguments (``levels``, ``c``, ``epsilon``, ``sampler``, ...); ``callable`` takes ``policy``, a
-``"package.module:function"`` reference to a :data:`~designer.principal.function.PolicyFn` (default: the
+"""Principal names a sweep accepts (besides :data:`SB3`) -> ``(parameter names, **options) -> Principal``.
+Options are the class's keyword arguments (``levels``, ``c``, ``epsilon``, ``sampler``, ...); ``callable`` takes
+``policy``, a ``"package.module:function"`` reference to a :data:`~designer.principal.function.PolicyFn` (default: the
 scripted stand-in :func:`~designer.principal.function.hill_climb`), and :class:`CallablePrincipal`'s others."""
+SB3 = "sb3"
+"""The principal name of stable-baselines3 (:func:`~designer.principal.sb3.run_sb3_principal`: options
+``algorithm``, one of :data:`~designer.principal.sb3.SB3_ALGORITHMS`, and the algorithm's own arguments)."""
 
 
 @dataclass(frozen=True)
@@ -87,7 +91,7 @@ class PrincipalTrialConfig:
     """The ``principal`` settings of a sweep's principal entry (stored in each trial's ``trial.json``).
 
     Attributes:
-        name: a key of :data:`PRINCIPALS`.
+        name: a key of :data:`PRINCIPALS`, or :data:`SB3`.
         options: the principal's keyword arguments (e.g. ``{"levels": 3, "c": 2.0}``).
         episodes_per_step: agent training episodes per round (rounded up to whole batches).
         objective: the principal's reward (:data:`~designer.principal.env.OBJECTIVES`: ``net`` by default).
@@ -102,8 +106,8 @@ class PrincipalTrialConfig:
     objective: str = "net"
 
     def __post_init__(self) -> None:
-        if self.name not in PRINCIPALS:
-            raise ValueError(f"unknown principal {self.name!r}; principals: {sorted(PRINCIPALS)}")
+        if self.name not in PRINCIPALS and self.name != SB3:
+            raise ValueError(f"unknown principal {self.name!r}; principals: {sorted([*PRINCIPALS, SB3])}")
         if not isinstance(self.options, Mapping):
             raise TypeError(f"principal {self.name!r} options must be a dict, got {type(self.options).__name__}")
         object.__setattr__(self, "options", dict(self.options))
@@ -111,7 +115,12 @@ class PrincipalTrialConfig:
             raise ValueError(f"episodes_per_step must be an integer >= 1, got {self.episodes_per_step!r}")
         if self.objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {OBJECTIVES}, got {self.objective!r}")
-        self.build(())  # refuse bad options where the spec is written, not when the trial runs
+        if self.name == SB3:
+            algorithm = self.options.get("algorithm", "PPO")
+            if algorithm not in SB3_ALGORITHMS:
+                raise ValueError(f"sb3 principal: algorithm must be one of {SB3_ALGORITHMS}, got {algorithm!r}")
+        else:
+            self.build(())  # refuse bad options where the spec is written, not when the trial runs
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any]) -> PrincipalTrialConfig:
@@ -213,8 +222,12 @@ def run_principal_trial(trial: Trial, trial_dir: str | Path) -> tuple[list[EvalR
         env = principal_env(trial, config)
         logged = _EvaluationLog(env, folder / "log.csv", trial.train.eval_episodes, trial.train.eval_period)
         try:
-            run_principal(logged, config.build(env.parameter_names), trial.train.episodes, seed=trial.seed,
-                          csv_path=folder / "rounds.csv")
+            if config.name == SB3:
+                run_sb3_principal(logged, trial.train.episodes, seed=trial.seed, csv_path=folder / "rounds.csv",
+                                  **config.options)
+            else:
+                run_principal(logged, config.build(env.parameter_names), trial.train.episodes, seed=trial.seed,
+                              csv_path=folder / "rounds.csv")
         finally:
             env.close()
     return logged.history, env.total_agent_episodes, env.task.optimum
