@@ -20,7 +20,8 @@ Beside each rate: the physical limit, the network FLOPs of one training episode 
 step, and one meta-step, which holds the inner update; per iteration of B episodes, divided by B) over the
 matmul throughput measured in the same run (a 512 x 512 float32 matmul); and the network limit: the wall time of
 those same network calls run back to back at the case's batch sizes (what the networks cost when nothing else
-runs; GTB's few-channel convolutions run far below the matmul rate). Then a short cProfile summary of the
+runs; GTB's few-channel convolutions run far below the matmul rate; for ``er1x5``, the stacked program's own
+calls: one forward and one vmapped meta-step for all 5 runs, per 5 episodes). Then a short cProfile summary of the
 batched path: where the remaining time goes. Writes the cases run into ``train_speed.json`` next to this script
 (the rows of other cases are kept, each row with the machine and load it was measured under).
 """
@@ -125,21 +126,28 @@ def flops_per_episode(case: str) -> tuple[dict[str, float], float]:
     seconds the same network calls take per episode run back to back (no env, no Python around them): the
     network-bound limit at the batch sizes the case uses, whatever their throughput (convolutions on few
     channels run far below the matmul rate)."""
-    t = trainer(case, True, 3 * CASES[case][1])
-    t.train()
-    batch, learner, designer = t.pending, t.learner, t.designer
+    if case == "er1x5":  # the stacked program's own calls: one forward, one meta-step for all runs
+        stack = SeedStack([trainer(case, True, 3, seed) for seed in range(STACKED_SEEDS)])
+        for _ in range(3):
+            stack.iterate()
+        batch, learner, designer = stack.pending, stack.learner, stack.designer
+        runs = STACKED_SEEDS
+    else:
+        t = trainer(case, True, 3 * CASES[case][1])
+        t.train()
+        batch, learner, designer, runs = t.pending, t.learner, t.designer, 1
     assert batch is not None
-    steps = batch.actions.shape[1]  # lockstep steps the rollout ran (finished copies still go through the policy)
+    steps = batch.actions.shape[-2]  # lockstep steps the rollout ran (finished copies still go through the policy)
 
     def policy() -> None:
         with torch.no_grad():
-            learner.logits(learner.params, batch.obs[:, 0])
+            learner.logits(learner.params, batch.obs[:, :, 0] if runs > 1 else batch.obs[:, 0])
 
     if case in GTB:  # the tax network runs on the planner's states once per tax period
         calls = len(range(0, steps, t.task.schema.tax_period))
         inputs = batch.state[:, 0]
-    else:
-        calls, inputs = steps, batch.features[:, 0]
+    else:  # stacked: the runs' rows one after another, as the rollout feeds them
+        calls, inputs = steps, batch.features[..., 0, :].reshape(-1, batch.features.shape[-1])
 
     def incentive() -> None:
         with torch.no_grad():
@@ -153,7 +161,7 @@ def flops_per_episode(case: str) -> tuple[dict[str, float], float]:
     def meta() -> None:
         designer.iterate(learner, lambda params: (batch, []), batch)
 
-    b = batch.n_episodes
+    b = int(batch.actions.shape[:-2].numel())  # episodes of the iteration (of every stacked run)
     parts = {"rollout_policy": steps * _flops(policy) / b, "rollout_incentive": calls * _flops(incentive) / b,
              "inner_update": _flops(inner) / b, "meta_step_incl_inner": _flops(meta) / b}
     seconds = (steps * _seconds(policy) + calls * _seconds(incentive) + _seconds(meta, reps=1)) / b
