@@ -36,10 +36,11 @@ import numpy as np
 
 from designer.batched_rollout import CannotBatch
 from designer.config import config_from_dict, config_to_dict
+from designer.experiments.records import EvalResult, episodes_to
 from designer.experiments.runfolder import RunLock
 from designer.experiments.seed_stack import SeedStack
 from designer.experiments.spec import Sweep, Trial, json_ready
-from designer.experiments.trainer import EvalResult, Trainer, episodes_to
+from designer.experiments.trainer import Trainer
 from designer.stacked import CannotStack
 
 __all__ = [
@@ -195,7 +196,7 @@ def _ok_result(trial: Trial, trainer: Trainer, last_k: int, attempts: int, t0: f
 def ok_result(trial: Trial, history: Sequence[EvalResult], episodes: int, optimum: float | None, last_k: int,
               attempts: int, t0: float, resumed_from: int | None, errors: Sequence[str]) -> TrialResult:
     """The ``"ok"`` result of a trial from its evaluations (a trainer's, or a principal trial's); episodes to 95%
-    by :func:`~designer.experiments.trainer.episodes_to`; ``FloatingPointError`` on non-finite final metrics."""
+    by :func:`~designer.experiments.records.episodes_to`; ``FloatingPointError`` on non-finite final metrics."""
     hist = history[-last_k:]
     means = {k: float(np.mean([getattr(h, k) for h in hist])) for k in ("welfare", "incentives", "net")}
     bad = {k: v for k, v in means.items() if not np.isfinite(v)}
