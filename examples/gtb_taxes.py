@@ -197,7 +197,10 @@ if __name__ == "__main__":  # the sweep's worker processes import this file with
         per_seed = [np.mean(r["rates"], axis=(0, 1)).tolist() for r in runs]
         row = designers[method] = {"seconds_per_episode": float(np.mean([r["seconds_per_episode"] for r in runs])),
                                    **{key: summary_of([np.mean(r[key]) for r in runs]) for key in KEYS},
-                                   "mean_rates": np.mean(per_seed, axis=0).tolist(), "mean_rates_per_seed": per_seed}
+                                   "mean_rates": np.mean(per_seed, axis=0).tolist(), "mean_rates_per_seed": per_seed,
+                                   "seeds": [r["seed"] for r in runs],
+                                   "episodes_per_seed": [r["episodes"] for r in runs],
+                                   "wall_seconds_per_seed": [r["wall_seconds"] for r in runs]}
         if method == "MetaGrad":  # with every unit dead, all rates sit at sigmoid(0) = 0.5
             row["active_units_per_seed"] = [r["active_units"] for r in runs]
         cells = " | ".join(f"{row[key]['mean']:.{d}f} ± {row[key]['std']:.{d}f}" for key, d in zip(KEYS, (1, 3, 1)))
