@@ -10,7 +10,9 @@ actor lr 2e-2, critic 4.4e-3, designer lr 1e-4 and critic 1.9e-4, output ``agent
 the paper's settings at B = 1 and B = 16; ``er1x5`` is ER(5,2) at B = 1 for 5 seeds: one by one on the
 sequential path (the reference) against the 5 seeds stacked (batched rollout of all 5 runs' episodes, one vmapped
 meta-step); ``gtb1`` and ``gtb8`` are Gather-Trade-Build with the task's paper settings (the MetaGrad tax
-designer, the paper's conv agents and tax network, 100-step episodes) at B = 1 and B = 8. Both paths run in the
+designer, the paper's conv agents and tax network, 100-step episodes) at B = 1 and B = 8, and ``gtb8cpu`` the
+same at B = 8 with the documented CPU setting's agents (``agent_net="cpu"``: flat network, no convolutions; the
+setting of ``examples/gtb_taxes.py --setting cpu``). Both paths run in the
 same process, one after the other, torch on one thread: a warm-up run, then training for about ``--seconds`` each
 (two one-episode evaluations included); the rate is training episodes per second (validation episodes count, as
 in the budget).
@@ -50,8 +52,8 @@ from designer.learners import inner_update
 from designer.tasks import make_task
 
 CASES = {"cleanup8": ("Cleanup 7x7", 8), "er1": ("ER(5,2)", 1), "er16": ("ER(5,2)", 16),
-         "er1x5": ("ER(5,2) x5 seeds", 1), "gtb1": ("GTB", 1), "gtb8": ("GTB", 8)}
-GTB = ("gtb1", "gtb8")
+         "er1x5": ("ER(5,2) x5 seeds", 1), "gtb1": ("GTB", 1), "gtb8": ("GTB", 8), "gtb8cpu": ("GTB, CPU agents", 8)}
+GTB = ("gtb1", "gtb8", "gtb8cpu")
 STACKED_SEEDS = 5
 Func = tuple[str, int, str]
 ROLLOUT = ("designer/batched_rollout.py", "collect")
@@ -65,7 +67,7 @@ PARTS = {  # label -> (file suffix, function), parts of the rollout (cumulative 
     "tax rates wrapper (with env and tax network)": ("wrappers/vector_tax.py", "step"),
 }
 ENV_FILES = {"cleanup8": "incentive_envs/ssd/vector.py", "gtb1": "incentive_envs/gtb/vector.py",
-             "gtb8": "incentive_envs/gtb/vector.py"}
+             "gtb8": "incentive_envs/gtb/vector.py", "gtb8cpu": "incentive_envs/gtb/vector.py"}
 
 
 def trainer(case: str, vectorized: bool, episodes: int, seed: int = 0) -> Trainer:
@@ -78,7 +80,8 @@ def trainer(case: str, vectorized: bool, episodes: int, seed: int = 0) -> Traine
         learner = replace(task.learner, lr=2e-2, critic_lr=4.4e-3, shared=False)
         return Trainer(TrainConfig(task="cleanup", **cfg), designer=designer, learner=learner, task=task)
     if case in GTB:
-        return Trainer(TrainConfig(task="gather_trade_build", **cfg))
+        net = {"agent_net": "cpu"} if case == "gtb8cpu" else {}
+        return Trainer(TrainConfig(task="gather_trade_build", task_kwargs=net, **cfg))
     return Trainer(TrainConfig(task="escape_room", task_kwargs={"n_agents": 5, "min_at_lever": 2}, **cfg))
 
 
