@@ -28,7 +28,8 @@ from designer.algorithms import (
 from designer.batch import Batch
 from designer.config import DesignerConfig, TrainConfig
 from designer.experiments.checkpoint import load_checkpoint, save_checkpoint
-from designer.experiments.trainer import EvalResult, Trainer, load_incentive, train
+from designer.experiments.records import EvalResult
+from designer.experiments.trainer import Trainer, load_incentive, train
 from designer.learners import AgentLearner, LearnerConfig, inner_update
 from designer.registry import algorithm_names, make_designer, register_algorithm, register_task
 from designer.rollout import IncentivePolicy

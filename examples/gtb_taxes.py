@@ -19,7 +19,8 @@ phase 2 starts from those agents (``TrainConfig.agents_from``) with the paper's 
 (``CURRICULUM``: the agents' smaller rates, MetaGrad's lr 2.03e-4 unless ``--designer-lr``; exploration at its
 final 0.05), so all designers face the same agents. Not reproduced: the curriculum's LSTM actor and critic.
 ``--flat-grid`` adds flat rates 0%, 10%, ..., 90% and a "best flat" row: the grid point with the highest
-equality x productivity.
+equality x productivity. The grid trains from the 50% control outwards (50%, 40%, 60%, ...), so an interrupted
+grid is still centred on the control; the table lists designers in the usual order whatever the order they ran in.
 
 ``--setting cpu`` (both phases) swaps the paper's conv agents for the task's flat agent network
 (``agent_net="cpu"``) and trains on 8 episodes per update with the batched rollout: ~3x the episodes per second
@@ -76,6 +77,11 @@ METHODS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     **{f"flat {10 * k}%": ("fixed", {}, {"fixed_values": (k / 10,) * 7}) for k in range(10)},
 }
 """Method -> (designer algorithm, task keyword arguments, designer config overrides)."""
+def _rate(method: str) -> float:
+    """A flat method's rate: ``"flat 40%"`` -> 0.4."""
+    return int(method.split()[1].rstrip("%")) / 100
+
+
 DEFAULT_METHODS = ("free market", "US federal", "Saez", "dual-RL", "MetaGrad")
 PHASE1 = {"entropy_coef": 0.187, "lr": 7.85e-4, "critic_lr": 1.74e-4, "ppo_clip": 0.2197, "target_tau": 0.114,
           "epsilon_start": 0.0, "epsilon_end": 0.0}
@@ -134,7 +140,8 @@ if __name__ == "__main__":  # the sweep's worker processes import this file with
     if args.smoke:
         args.episodes, args.seeds, args.eval_episodes = 4, [0], 2
     args.eval_period = args.eval_period or max(1, args.episodes // 50)
-    flat = [m for m in METHODS if m.startswith("flat ")] if args.flat_grid else []
+    flat = sorted((m for m in METHODS if m.startswith("flat ")), key=lambda m: abs(_rate(m) - 0.5) + _rate(m) / 100
+                  ) if args.flat_grid else []
     out, methods = Path(args.out), [m for m in METHODS if m in args.methods or m in flat]
     setting: dict[str, dict[str, Any]] = CPU_SETTING if args.setting == "cpu" else {"task_kwargs": {}, "train": {}}
     train: dict[str, Any] = {"episodes": args.episodes, "eval_period": args.eval_period, "eval_episodes": 5,
@@ -163,10 +170,11 @@ if __name__ == "__main__":  # the sweep's worker processes import this file with
     # planner's too, and its rate cap reaches 1 after a third of the budget (paper: 8,000)
     anneal = {"n_episodes_reach_max_rate": max(1, args.episodes // 3), "planner_epsilon_iters": args.episodes}
     lrs = {"metagrad": metagrad, "dual_rl": {"dual_lr": args.planner_lr} if args.planner_lr else {}}
-    table = ["| designer | productivity | equality | equality · productivity | IQM [95% CI] | per seed | s/episode |",
-             "|---" * 7 + "|"]
+    header = ["| designer | productivity | equality | equality · productivity | IQM [95% CI] | per seed | s/episode |",
+              "|---" * 7 + "|"]
+    lines: dict[str, str] = {}
     start, results, designers = time.perf_counter(), [], {}
-    for method in methods:
+    for method in [m for m in methods if m not in flat] + flat:  # the grid in its training order
         algorithm, task_kwargs, designer = METHODS[method]
         label = re.sub(r"[^A-Za-z0-9]+", "-", method).strip("-")
         sweep = Sweep(label, tasks=[TaskSpec("gather_trade_build", {**task_kwargs, **anneal, **setting["task_kwargs"]},
@@ -197,18 +205,21 @@ if __name__ == "__main__":  # the sweep's worker processes import this file with
         per_seed = [np.mean(r["rates"], axis=(0, 1)).tolist() for r in runs]
         row = designers[method] = {"seconds_per_episode": float(np.mean([r["seconds_per_episode"] for r in runs])),
                                    **{key: summary_of([np.mean(r[key]) for r in runs]) for key in KEYS},
-                                   "mean_rates": np.mean(per_seed, axis=0).tolist(), "mean_rates_per_seed": per_seed}
+                                   "mean_rates": np.mean(per_seed, axis=0).tolist(), "mean_rates_per_seed": per_seed,
+                                   "seeds": [r["seed"] for r in runs],
+                                   "episodes_per_seed": [r["episodes"] for r in runs],
+                                   "wall_seconds_per_seed": [r["wall_seconds"] for r in runs]}
         if method == "MetaGrad":  # with every unit dead, all rates sit at sigmoid(0) = 0.5
             row["active_units_per_seed"] = [r["active_units"] for r in runs]
         cells = " | ".join(f"{row[key]['mean']:.{d}f} ± {row[key]['std']:.{d}f}" for key, d in zip(KEYS, (1, 3, 1)))
         eqp = row["equality_times_productivity"]
-        table.append(f"| {method} | {cells} | {eqp['iqm']:.1f} [{eqp['ci_low']:.1f}, {eqp['ci_high']:.1f}] | "
-                     f"{', '.join(f'{v:.1f}' for v in eqp['per_seed'])} | {row['seconds_per_episode']:.2f} |")
+        lines[method] = (f"| {method} | {cells} | {eqp['iqm']:.1f} [{eqp['ci_low']:.1f}, {eqp['ci_high']:.1f}] | "
+                         f"{', '.join(f'{v:.1f}' for v in eqp['per_seed'])} | {row['seconds_per_episode']:.2f} |")
+    table, designers = header + [lines[m] for m in methods], {m: designers[m] for m in methods}
     if flat:  # the strongest flat rate, chosen on the same seeds (an honest baseline, said to be so chosen)
         best = max(flat, key=lambda m: designers[m]["equality_times_productivity"]["mean"])
         designers["best flat"] = {**designers[best], "chosen": best}
-        table.append(table[methods.index(best) + 2].replace(f"| {best} |", f"| best flat ({best}, chosen on these "
-                                                                           "seeds) |", 1))
+        table.append(lines[best].replace(f"| {best} |", f"| best flat ({best}, chosen on these seeds) |", 1))
     wall = time.perf_counter() - start
     (out / "results.json").write_text(json.dumps({"args": vars(args), "wall_seconds": wall, "runs": results}))
     settings = {"learner": learner, "metagrad": metagrad, "phase1": PHASE1 if args.phase1_episodes else None,

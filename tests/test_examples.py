@@ -103,8 +103,10 @@ def test_gtb_taxes_example(tmp_path: Path):
     assert list(summary["designers"]) == methods and summary["settings"]["phase1"] is None
     for method, row in summary["designers"].items():
         keys = {"seconds_per_episode", "productivity", "equality", "equality_times_productivity", "mean_rates",
-                "mean_rates_per_seed"}
+                "mean_rates_per_seed", "seeds", "episodes_per_seed", "wall_seconds_per_seed"}
         assert set(row) == keys | ({"active_units_per_seed"} if method == "MetaGrad" else set())
+        assert row["seeds"] == [0] and row["episodes_per_seed"] == [by_method[method]["episodes"]]
+        assert row["wall_seconds_per_seed"] == [by_method[method]["wall_seconds"]]
         assert row["equality_times_productivity"]["per_seed"] == [
             pytest.approx(sum(by_method[method]["equality_times_productivity"]) / 2)]
         assert len(row["mean_rates"]) == 7 and row["mean_rates_per_seed"] == [row["mean_rates"]]
@@ -141,7 +143,9 @@ def test_gtb_taxes_curriculum_and_flat_grid(tmp_path: Path):
     assert summary["settings"]["phase1"]["lr"] == 7.85e-4 and summary["settings"]["metagrad"]["lr"] == 2.03e-4
     assert summary["settings"]["learner"]["lr"] == 1.09e-5  # the paper's curriculum phase 2
     flat = [f"flat {10 * k}%" for k in range(10)]
-    assert list(summary["designers"]) == ["MetaGrad", *flat, "best flat"]
+    assert list(summary["designers"]) == ["MetaGrad", *flat, "best flat"]  # the table's order
+    ran = [r["method"] for r in json.loads((tmp_path / "results.json").read_text())["runs"]]
+    assert ran == ["MetaGrad", *(f"flat {k}%" for k in (50, 40, 60, 30, 70, 20, 80, 10, 90, 0))]  # from the control
     best = summary["designers"]["best flat"]["chosen"]
     assert best in flat and summary["designers"][best]["equality_times_productivity"]["mean"] == max(
         summary["designers"][m]["equality_times_productivity"]["mean"] for m in flat)

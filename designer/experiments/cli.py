@@ -18,16 +18,15 @@ from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from designer.batched_rollout import CannotBatch
 from designer.config import DesignerConfig, TrainConfig
-from designer.experiments.aggregate import TrialRecord, markdown_tables, summarize_records, write_results
+from designer.experiments.aggregate import write_results
 from designer.experiments.checkpoint import load_checkpoint
+from designer.experiments.comparison import can_plot, plot_run, report, results_table, write_report
 from designer.experiments.runfolder import RunFolderLocked, check_new_run
 from designer.experiments.seed_stack import SeedStack
 from designer.experiments.spec import Sweep, check_finite
-from designer.experiments.sweep import TrialResult, run_sweep
+from designer.experiments.sweep import run_sweep
 from designer.experiments.trainer import Trainer
 from designer.extras import MissingExtra, require
 from designer.learners import LearnerConfig
@@ -37,7 +36,7 @@ from designer.stacked import CannotStack
 from designer.task import Task
 from designer.tasks import import_task_module, make_task, task_names
 
-__all__ = ["build_parser", "main", "results_table", "run_compare"]
+__all__ = ["build_parser", "main", "run_compare"]
 
 
 def _int_at_least(minimum: int) -> Callable[[str], int]:
@@ -303,7 +302,7 @@ def run_one(args: argparse.Namespace, algorithm: str, seed: int) -> Trainer:
     """Train ``algorithm`` with ``seed`` as the parsed arguments say; writes to ``<out>/<task>/<algo>/seed<k>``."""
     trainer = build_trainer(args, algorithm, seed)
     _train(trainer)
-    _plot_run(trainer, _run_dir(args, algorithm, seed) / "learning_curve.png")
+    plot_run(trainer, _run_dir(args, algorithm, seed) / "learning_curve.png")
     return trainer
 
 
@@ -326,7 +325,7 @@ def run_seeds(args: argparse.Namespace, algorithm: str, seeds: Sequence[int]) ->
             except KeyboardInterrupt:
                 raise Interrupted(*trainers) from None
             for seed, trainer in zip(seeds, trainers):
-                _plot_run(trainer, _run_dir(args, algorithm, seed) / "learning_curve.png")
+                plot_run(trainer, _run_dir(args, algorithm, seed) / "learning_curve.png")
             return trainers
     return [run_one(args, algorithm, seed) for seed in seeds]
 
@@ -358,49 +357,6 @@ def _run_name(task: str, kwargs: dict[str, Any]) -> str:
     return Path(task.rpartition(":")[2]).name
 
 
-def _final(trainer: Trainer, last: int = 5) -> dict[str, float]:
-    """Mean over the last ``last`` evaluations (smooths evaluation noise)."""
-    hist = trainer.progress.history[-last:]
-    return {k: float(np.mean([getattr(h, k) for h in hist])) for k in ("welfare", "incentives", "net")}
-
-
-def results_table(results: dict[str, list[Trainer]], task_label: str) -> str:
-    """The sweep aggregator's Markdown table for these runs: welfare, incentives paid and designer net (mean ±
-    sample std, IQM with a bootstrap 95% interval over seeds), % of optimum, seeds >= 95%, episodes to 95%."""
-    records = []
-    for algo, trainers in results.items():
-        for t in trainers:
-            final = _final(t)
-            name = f"{task_label}__{algo}__default__seed{t.config.seed}"
-            result = TrialResult(
-                trial=name, status="ok", attempts=1, wall_seconds=0.0, episodes=t.progress.episodes, last_k=5,
-                welfare=final["welfare"], incentives=final["incentives"], net=final["net"],
-                episodes_to_95=t.episodes_to(0.95), optimum=t.task.optimum, resumed_from=None, config_hash="",
-            )
-            records.append(TrialRecord(name, task_label, algo, "default", t.config.seed,
-                                       Path(t.config.out_dir or "."), result))
-    return markdown_tables(summarize_records(records))
-
-
-def _plot_run(trainer: Trainer, path: Path) -> None:
-    from designer.experiments.plots import plot_learning_curves
-
-    try:
-        plot_learning_curves({trainer.designer_config.algorithm: [trainer]}, path, optimum=trainer.task.optimum)
-    except MissingExtra:  # said once, by the report
-        pass
-
-
-def _can_plot() -> bool:
-    """Whether matplotlib (the ``plot`` extra) is there; if not, one line saying what to install."""
-    try:
-        require("matplotlib", "plot", "plotting")
-    except MissingExtra as err:
-        print(f"plot: not drawn ({err})")
-        return False
-    return True
-
-
 def run_compare(args: argparse.Namespace, algorithms: Sequence[str]) -> dict[str, list[Trainer]]:
     """Train every algorithm and seed, then write the report. Before anything trains, bad config overrides are
     named and folders holding earlier runs refused (unless ``args.overwrite``)."""
@@ -411,39 +367,8 @@ def run_compare(args: argparse.Namespace, algorithms: Sequence[str]) -> dict[str
         for seed in args.seeds:
             check_new_run(_run_dir(args, algo, seed), args.overwrite, "--overwrite")
     results = {algo: run_algorithm(args, algo) for algo in algorithms}
-    _write_report(results, Path(args.out) / _run_name(args.task, _task_kwargs(args)))
+    write_report(results, Path(args.out) / _run_name(args.task, _task_kwargs(args)))
     return results
-
-
-def report(folder: Path, algorithms: Sequence[str] | None = None) -> dict[str, list[Trainer]]:
-    """Rebuild the results table and comparison plot of ``folder/<algorithm>/seed<k>/checkpoint.pt`` runs.
-
-    Lets runs of one table be produced by separate processes (or machines) and reported together.
-    """
-    names = algorithms or sorted(p.name for p in folder.iterdir() if p.is_dir() and any(p.glob("seed*/checkpoint.pt")))
-    if not names:
-        raise SystemExit(f"no <algorithm>/seed*/checkpoint.pt runs under {folder}")
-    results: dict[str, list[Trainer]] = {}
-    for name in names:
-        paths = sorted((folder / name).glob("seed*/checkpoint.pt"), key=lambda p: int(p.parent.name[4:]))
-        if not paths:
-            raise SystemExit(f"no checkpoints under {folder / name}")
-        results[name] = [Trainer.resume(p) for p in paths]
-    _write_report(results, folder)
-    return results
-
-
-def _write_report(results: dict[str, list[Trainer]], folder: Path) -> None:
-    task = next(iter(results.values()))[0].task
-    table = results_table(results, folder.name)
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "results.md").write_text(table + "\n")
-    if _can_plot():
-        from designer.experiments.plots import plot_learning_curves
-
-        print(f"plot: {plot_learning_curves(results, folder / 'comparison.png', optimum=task.optimum)}")
-    print(table)
-    print(f"table: {folder / 'results.md'}")
 
 
 def add_sweep_subcommand(subparsers: Any) -> argparse.ArgumentParser:
@@ -485,7 +410,7 @@ def run_sweep_cli(args: argparse.Namespace) -> int:
                         num_cpus=args.num_cpus, stack=args.stack)
     print(summary.table())
     if not args.no_aggregate:
-        for kind, path in write_results(out, plots=_can_plot()).items():
+        for kind, path in write_results(out, plots=can_plot()).items():
             print(f"{kind}: {path}")
     if summary.failed:
         print(f"{len(summary.failed)} trial(s) failed: {', '.join(summary.failed)} (see their error.txt)")
@@ -512,7 +437,7 @@ def add_aggregate_subcommand(subparsers: Any) -> argparse.ArgumentParser:
 def run_aggregate_cli(args: argparse.Namespace) -> int:
     """Run the ``aggregate`` subcommand: write the files, print the Markdown tables."""
     written = write_results(args.sweep_dir, args.out, reps=args.reps, confidence=args.confidence, seed=args.seed,
-                            plots=not args.no_plots and _can_plot())
+                            plots=not args.no_plots and can_plot())
     print(written["table"].read_text())
     for kind, path in written.items():
         print(f"{kind}: {path}")
@@ -555,7 +480,7 @@ def resume(checkpoint: Path, episodes: int | None = None, *, overwrite: bool = F
     trainer = Trainer.resume(checkpoint, overwrite=overwrite, **overrides)
     _train(trainer)
     folder = Path(checkpoint).resolve().parent
-    _plot_run(trainer, folder / "learning_curve.png")
+    plot_run(trainer, folder / "learning_curve.png")
     task_folder = folder.parent.parent
     if folder.name.startswith("seed") and (task_folder / "results.md").exists():
         report(task_folder)  # prints the whole task's table

@@ -24,6 +24,7 @@ import torch
 from designer.batch import Batch
 from designer.batched_rollout import BatchedRolloutWorker, CannotBatch
 from designer.config import TrainConfig
+from designer.experiments.loop import TrainingLoop, progress_bar
 from designer.experiments.runfolder import RunLock, claim_run_folder
 from designer.experiments.trainer import Trainer
 from designer.learners import Params
@@ -186,37 +187,23 @@ class SeedStack:
     def _train(self) -> None:
         first = self.trainers[0]
         cfg = first.config
-        bar = None
-        if cfg.progress:
-            from tqdm.auto import tqdm
+        bar = progress_bar(cfg.progress, cfg.episodes * self.n_runs, first.progress.episodes * self.n_runs,
+                           f"{first.designer_config.algorithm} on {first.task.name} ({self.n_runs} seeds stacked)")
+        seeds = [t.config.seed for t in self.trainers]
 
-            bar = tqdm(total=cfg.episodes * self.n_runs, initial=first.progress.episodes * self.n_runs, unit="ep",
-                       disable=None,  # quiet when stderr is not a terminal, as Trainer's
-                       desc=f"{first.designer_config.algorithm} on {first.task.name} ({self.n_runs} seeds stacked)")
+        def evaluate() -> None:
+            self._evaluate()
+            if bar is not None:  # the postfix changes only with an evaluation: the runs' mean
+                last = [t.progress.history[-1] for t in self.trainers]
+                bar.set_postfix(welfare=f"{sum(h.welfare for h in last) / len(last):.2f}",
+                                paid=f"{sum(h.incentives for h in last) / len(last):.2f}", refresh=False)
+
+        loop = TrainingLoop(
+            first.progress, cfg.episodes, iterate=self.iterate, evaluate=evaluate,
+            where=lambda before: f"stacked seeds {seeds}, training iteration {first.progress.iterations + 1}",
+            checkpoint=self._checkpoint, checkpoint_period=cfg.checkpoint_period, bar=bar, bar_scale=self.n_runs)
         try:
-            while True:
-                if first.progress.episodes >= first.progress.next_eval:
-                    self._evaluate()
-                    if bar is not None:  # the postfix changes only with an evaluation: the runs' mean
-                        last = [t.progress.history[-1] for t in self.trainers]
-                        bar.set_postfix(welfare=f"{sum(h.welfare for h in last) / len(last):.2f}",
-                                        paid=f"{sum(h.incentives for h in last) / len(last):.2f}", refresh=False)
-                if first.progress.episodes >= cfg.episodes:
-                    break
-                before = first.progress.episodes
-                try:
-                    self.iterate()
-                except FloatingPointError as err:
-                    raise FloatingPointError(f"{err} [stacked seeds {[t.config.seed for t in self.trainers]}, "
-                                             f"training iteration {first.progress.iterations + 1}]") from err
-                if bar is not None:
-                    bar.update((first.progress.episodes - before) * self.n_runs)
-                if cfg.checkpoint_period and (
-                    first.progress.episodes // cfg.checkpoint_period > before // cfg.checkpoint_period
-                ):
-                    self._checkpoint()
-            if first.progress.history[-1].episode != first.progress.episodes:
-                self._evaluate()
+            loop.run()
             self.sync()
         finally:
             if bar is not None:

@@ -36,10 +36,11 @@ import numpy as np
 
 from designer.batched_rollout import CannotBatch
 from designer.config import config_from_dict, config_to_dict
+from designer.experiments.records import EvalResult, episodes_to
 from designer.experiments.runfolder import RunLock
 from designer.experiments.seed_stack import SeedStack
 from designer.experiments.spec import Sweep, Trial, json_ready
-from designer.experiments.trainer import EvalResult, Trainer, episodes_to
+from designer.experiments.trainer import Trainer
 from designer.stacked import CannotStack
 
 __all__ = [
@@ -51,11 +52,11 @@ __all__ = [
     "ok_result",
     "prepare_sweep",
     "read_result",
+    "record_lost",
     "run_sweep",
     "stack_groups",
 ]
 
-_TRAINABLE_CPUS = 1
 
 
 # --------------------------------------------------------------------------- results
@@ -195,7 +196,7 @@ def _ok_result(trial: Trial, trainer: Trainer, last_k: int, attempts: int, t0: f
 def ok_result(trial: Trial, history: Sequence[EvalResult], episodes: int, optimum: float | None, last_k: int,
               attempts: int, t0: float, resumed_from: int | None, errors: Sequence[str]) -> TrialResult:
     """The ``"ok"`` result of a trial from its evaluations (a trainer's, or a principal trial's); episodes to 95%
-    by :func:`~designer.experiments.trainer.episodes_to`; ``FloatingPointError`` on non-finite final metrics."""
+    by :func:`~designer.experiments.records.episodes_to`; ``FloatingPointError`` on non-finite final metrics."""
     hist = history[-last_k:]
     means = {k: float(np.mean([getattr(h, k) for h in hist])) for k in ("welfare", "incentives", "net")}
     bad = {k: v for k, v in means.items() if not np.isfinite(v)}
@@ -365,10 +366,10 @@ def _run_local(trials: Sequence[Trial], root: Path, sweep: Sweep, workers: int,
                 future.result()
             except BrokenProcessPool as err:  # a worker died (e.g. killed for memory): record it, keep the rest
                 for trial in futures[future]:
-                    _record_lost(trial, root, sweep, f"worker process died: {err}")
+                    record_lost(trial, root, sweep, f"worker process died: {err}")
 
 
-def _record_lost(trial: Trial, root: Path, sweep: Sweep, message: str) -> None:
+def record_lost(trial: Trial, root: Path, sweep: Sweep, message: str) -> None:
     """A failed ``result.json`` for a trial whose process died before it could write one itself.
 
     Pending trials have no ``result.json`` when they start (:func:`run_sweep` removes stale ones), so an existing
@@ -383,88 +384,6 @@ def _record_lost(trial: Trial, root: Path, sweep: Sweep, message: str) -> None:
                          optimum=None, resumed_from=None, config_hash=trial.config_hash,
                          errors=(message.splitlines()[0],))
     _write_json(root / trial.name / "result.json", result.to_dict())
-
-
-def _final_report(result: TrialResult) -> dict[str, Any]:
-    """A trial's result as Tune metrics (scalars only)."""
-    return {k: v for k, v in result.to_dict().items() if isinstance(v, (int, float, str)) and k != "trial"}
-
-
-def _tune_trainable(config: dict[str, Any]) -> None:
-    """Ray Tune function trainable: one trial, reporting every new evaluation to Tune; or seeds of one
-    configuration as one stacked program (:func:`execute_stacked`), reporting each trial's result at the end."""
-    from ray import tune
-
-    trials = [Trial.from_dict(t) for t in config["trials"]]
-    if len(trials) > 1:
-        for result in execute_stacked(trials, config["sweep_dir"], max_retries=config["max_retries"],
-                                      last_k=config["last_k"], stack=config["stack"]):
-            tune.report({**_final_report(result), "trial": result.trial, "final": True})
-        return
-    trial = trials[0]
-    reported = {"n": 0}
-
-    def report(trainer: Trainer) -> None:
-        history = trainer.progress.history
-        # a resumed trial reports its whole history once: each Tune run is a fresh experiment
-        for h in history[reported["n"]:]:
-            tune.report({"episode": h.episode, "welfare": h.welfare, "incentives": h.incentives, "net": h.net,
-                         "final": False})
-        reported["n"] = len(history)
-
-    result = execute_trial(trial, config["sweep_dir"], max_retries=config["max_retries"],
-                           last_k=config["last_k"], callback=report)
-    tune.report({**_final_report(result), "final": True})
-
-
-def _tune_name(tune_trial: Any) -> str:
-    """A Tune trial's name: its sweep trial's, or for a stacked group the first one's and the group's size."""
-    names = [t["name"] for t in tune_trial.config["trials"]]
-    return str(names[0] if len(names) == 1 else f"{names[0]}__stack{len(names)}")
-
-
-def _run_ray(trials: Sequence[Trial], root: Path, sweep: Sweep, address: str | None, num_cpus: int | None,
-             stack: StackMode) -> None:
-    try:
-        import ray
-        from ray import tune
-    except ImportError as err:
-        raise ImportError('the Ray runner needs the "ray" extra: pip install "incentive-design[ray]"') from err
-    started = not ray.is_initialized()
-    if started:
-        ray.init(address=address, num_cpus=num_cpus if address is None else None, include_dashboard=False)
-    try:
-        cpus = int(ray.cluster_resources().get("CPU", 1)) // _TRAINABLE_CPUS
-        groups = [[t] for t in trials] if stack == "off" else stack_groups(trials, workers=max(1, cpus))
-        tuner = tune.Tuner(
-            tune.with_resources(_tune_trainable, {"cpu": _TRAINABLE_CPUS}),
-            param_space={
-                "trials": tune.grid_search([[t.to_dict() for t in group] for group in groups]),
-                "sweep_dir": str(root),
-                "max_retries": sweep.max_retries,
-                "last_k": sweep.last_k,
-                "stack": stack,
-            },
-            tune_config=tune.TuneConfig(trial_name_creator=_tune_name, trial_dirname_creator=_tune_name),
-            run_config=tune.RunConfig(
-                name=f"{sweep.name}-{time.strftime('%Y%m%d-%H%M%S')}",
-                storage_path=str(root / "_ray"),
-                # retries of Python errors happen inside the trial; Tune's retries cover lost workers/nodes
-                failure_config=tune.FailureConfig(max_failures=sweep.max_retries),
-                verbose=0,
-            ),
-        )
-        grid = tuner.fit()
-        errors = {}
-        for i in range(len(grid)):
-            res = grid[i]
-            if res.error is not None and res.config is not None:
-                errors.update({t["name"]: f"Ray Tune: {res.error!r}" for t in res.config["trials"]})
-        for trial in trials:
-            _record_lost(trial, root, sweep, errors.get(trial.name, "Ray Tune: the trial reported no result"))
-    finally:
-        if started:
-            ray.shutdown()
 
 
 def run_sweep(
@@ -523,7 +442,9 @@ def _run_locked(sweep: Sweep, root: Path, runner: str, workers: int, address: st
         if runner == "local":
             _run_local(pending, root, sweep, workers, callback, stack)
         else:
-            _run_ray(pending, root, sweep, address, num_cpus, stack)
+            from designer.experiments.ray_runner import run_ray  # imports Ray only when asked for
+
+            run_ray(pending, root, sweep, address, num_cpus, stack)
     summary = SweepSummary(root, {t.name: read_result(root / t.name) for t in trials}, done)
     _write_json(root / "summary.json", summary.to_dict())
     return summary

@@ -15,13 +15,10 @@ a second writer fails at once, and a new run never replaces an old run's files u
 
 from __future__ import annotations
 
-import csv
 import math
-import os
 import time
 import warnings
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +30,15 @@ from designer.batch import Batch
 from designer.batched_rollout import BatchedRolloutWorker, CannotBatch
 from designer.config import DesignerConfig, TrainConfig, config_from_dict, config_to_dict
 from designer.experiments.checkpoint import check_state_like, load_checkpoint, save_checkpoint
+from designer.experiments.loop import Progress, TrainingLoop, progress_bar
+from designer.experiments.records import (
+    EvalResult,
+    append_log_row,
+    episodes_to,
+    eval_result,
+    mean_stats,
+    truncate_log,
+)
 from designer.experiments.runfolder import RunLock, claim_run_folder
 from designer.extras import require
 from designer.learners import AgentLearner, LearnerConfig, Params
@@ -40,7 +46,7 @@ from designer.registry import make_designer, task_reference
 from designer.rollout import EpisodeStats, IncentivePolicy, RolloutWorker
 from designer.tasks import Task, make_task
 
-__all__ = ["EvalResult", "Trainer", "episodes_to", "load_incentive", "train"]
+__all__ = ["Trainer", "load_incentive", "train"]
 
 Worker = RolloutWorker | BatchedRolloutWorker
 _ENV_SEED_STRIDE = 1_000
@@ -53,76 +59,6 @@ AGENT_ARCHITECTURE = ("kind", "optimizer", "shared", "hidden", "conv_channels", 
 another run's agents (``agents_from``) must agree on these; learning rates, entropy and exploration may differ."""
 ZERO_META_GRAD_PATIENCE = 50
 """The trainer warns (once) when the meta-gradient is exactly zero in each of its first this many iterations."""
-
-
-@dataclass(frozen=True)
-class EvalResult:
-    """Mean outcome of one evaluation (actions sampled without exploration mixing)."""
-
-    episode: int
-    welfare: float
-    welfare_std: float
-    incentives: float
-    net: float
-    steps: float
-    env_returns: tuple[float, ...]
-    incentive_returns: tuple[float, ...]
-    info: dict[str, float] = field(default_factory=dict)
-    action_counts: tuple[tuple[float, ...], ...] = ()
-
-    def row(self, agents: tuple[str, ...], action_names: tuple[str, ...] | None = None) -> dict[str, float]:
-        """The log.csv row (columns documented in the README's "log.csv columns"): action columns are named
-        ``actions/<agent>/<action name>`` where the game names its actions, else by the action's index."""
-        out: dict[str, float] = {
-            "episode": self.episode,
-            "welfare": self.welfare,
-            "welfare_std": self.welfare_std,
-            "incentives": self.incentives,
-            "net": self.net,
-            "steps": self.steps,
-        }
-        for a, r, i in zip(agents, self.env_returns, self.incentive_returns):
-            out[f"env_return/{a}"] = r
-            out[f"incentive/{a}"] = i
-        for key, value in self.info.items():
-            out[f"info/{key}"] = value
-        for a, counts in zip(agents, self.action_counts):
-            for action, c in enumerate(counts):
-                out[f"actions/{a}/{action if action_names is None else action_names[action]}"] = c
-        return out
-
-
-def _eval_result(data: dict[str, Any]) -> EvalResult:
-    """An :class:`EvalResult` from its checkpointed dict (lists back to tuples)."""
-    fixed: dict[str, Any] = {k: tuple(tuple(x) if isinstance(x, list) else x for x in v) if isinstance(v, list)
-                             else v for k, v in data.items()}
-    return EvalResult(**fixed)
-
-
-def _mean_stats(episode: int, stats: list[EpisodeStats]) -> EvalResult:
-    welfare = np.array([s.welfare for s in stats])
-    return EvalResult(
-        episode=episode,
-        welfare=float(welfare.mean()),
-        welfare_std=float(welfare.std()),
-        incentives=float(np.mean([s.incentives for s in stats])),
-        net=float(np.mean([s.net for s in stats])),
-        steps=float(np.mean([s.steps for s in stats])),
-        env_returns=tuple(np.mean([s.env_returns for s in stats], axis=0).tolist()),
-        incentive_returns=tuple(np.mean([s.incentive_returns for s in stats], axis=0).tolist()),
-        info={k: float(np.mean([dict(s.info_totals)[k] for s in stats])) for k, _ in stats[0].info_totals},
-        action_counts=tuple(map(tuple, np.mean([s.action_counts for s in stats], axis=0).tolist()))
-        if stats[0].action_counts else (),
-    )
-
-
-@dataclass
-class _Progress:
-    episodes: int = 0
-    iterations: int = 0
-    next_eval: int = 0
-    history: list[EvalResult] = field(default_factory=list)
-    train_metrics: dict[str, list[float]] = field(default_factory=dict)
 
 
 class Trainer:
@@ -165,7 +101,7 @@ class Trainer:
         self.designer: Designer = make_designer(self.task, self.designer_config, self.designer_generator)
         self.action_generator = torch.Generator().manual_seed(config.seed + 2)
         self.worker = self._worker(config.batch_episodes, config.seed * _ENV_SEED_STRIDE)
-        self.progress = _Progress(next_eval=0)
+        self.progress = Progress(next_eval=0)
         self.pending: Batch | None = None
         self.out_dir = Path(config.out_dir) if config.out_dir else None
         self._tb: Any = None
@@ -227,7 +163,7 @@ class Trainer:
         """Mean outcome over fresh, deterministically seeded episodes; leaves the training RNGs untouched."""
         seed = self.config.seed * _ENV_SEED_STRIDE + _EVAL_SEED_OFFSET + self.progress.episodes
         _, stats = self.evaluate_batch(n_episodes or self.config.eval_episodes, seed)
-        return _mean_stats(self.progress.episodes, stats)
+        return mean_stats(self.progress.episodes, stats)
 
     # ----------------------------------------------------------------- training
     def train(self, callback: Callable[[Trainer], None] | None = None) -> list[EvalResult]:
@@ -252,42 +188,21 @@ class Trainer:
         return self.progress.history
 
     def _train(self, callback: Callable[[Trainer], None] | None) -> None:
-        cfg = self.config
-        bar = None
-        if cfg.progress:
-            from tqdm.auto import tqdm
-
-            # disable=None: no bar when stderr is not a terminal (a redirected log gets no line per update)
-            bar = tqdm(total=cfg.episodes, initial=self.progress.episodes, unit="ep", disable=None,
-                       desc=f"{self.designer_config.algorithm} on {self.task.name}")
-        self._bar = bar
+        cfg, out = self.config, self.out_dir
+        self._bar = progress_bar(cfg.progress, cfg.episodes, self.progress.episodes,
+                                 f"{self.designer_config.algorithm} on {self.task.name}")
+        loop = TrainingLoop(
+            self.progress, cfg.episodes, iterate=self._iterate, evaluate=self._evaluate_and_log,
+            where=lambda before: f"training iteration {self.progress.iterations + 1} (from episode {before})",
+            checkpoint=None if out is None else lambda: self.save(out / "checkpoint.pt"),
+            checkpoint_period=cfg.checkpoint_period, after=None if callback is None else lambda: callback(self),
+            bar=self._bar)
         try:
-            while True:
-                if self.progress.episodes >= self.progress.next_eval:
-                    self._evaluate_and_log()
-                if self.progress.episodes >= cfg.episodes:
-                    break
-                before = self.progress.episodes
-                try:
-                    self._iterate()
-                except FloatingPointError as err:
-                    raise FloatingPointError(
-                        f"{err} [training iteration {self.progress.iterations + 1} (from episode {before})]"
-                    ) from err
-                if bar is not None:
-                    bar.update(self.progress.episodes - before)
-                if cfg.checkpoint_period and self.out_dir is not None and (
-                    self.progress.episodes // cfg.checkpoint_period > before // cfg.checkpoint_period
-                ):
-                    self.save(self.out_dir / "checkpoint.pt")
-                if callback is not None:
-                    callback(self)
-            if self.progress.history[-1].episode != self.progress.episodes:
-                self._evaluate_and_log()
+            loop.run()
         finally:
+            if self._bar is not None:
+                self._bar.close()
             self._bar = None
-            if bar is not None:
-                bar.close()
             if self._tb is not None:
                 self._tb.flush()
 
@@ -462,11 +377,11 @@ class Trainer:
         self.worker.set_rng_states(state["rng"]["envs"])
         self.pending = Batch.from_dict(state["pending"]) if state["pending"] is not None else None
         prog = state["progress"]
-        self.progress = _Progress(
+        self.progress = Progress(
             episodes=int(prog["episodes"]),
             iterations=int(prog["iterations"]),
             next_eval=int(prog["next_eval"]),
-            history=[_eval_result(h) for h in prog["history"]],
+            history=[eval_result(h) for h in prog["history"]],
             train_metrics={k: [float(x) for x in v] for k, v in prog.get("train_metrics", {}).items()},
         )
 
@@ -506,61 +421,6 @@ class Trainer:
     def episodes_to(self, fraction: float = 0.95) -> int | None:
         """First evaluated episode whose welfare reached ``fraction`` of the task's optimum (None if never)."""
         return episodes_to(self.progress.history, self.task.optimum, fraction)
-
-
-def episodes_to(history: Sequence[EvalResult], optimum: float | None, fraction: float = 0.95) -> int | None:
-    """First evaluated episode of ``history`` whose welfare reached ``fraction`` of ``optimum`` (None if never or
-    the optimum is unknown)."""
-    if optimum is None:
-        return None
-    for h in history:
-        if h.welfare >= fraction * optimum:
-            return h.episode
-    return None
-
-
-def truncate_log(path: Path, n_rows: int) -> None:
-    """Keep the header and the first ``n_rows`` rows of a CSV log (delete it when ``n_rows`` is 0)."""
-    if not path.exists():
-        return
-    if n_rows <= 0:
-        path.unlink()
-        return
-    with path.open(newline="") as fh:
-        rows = list(csv.reader(fh))
-    if len(rows) <= n_rows + 1:
-        return
-    tmp = path.with_suffix(".csv.tmp")
-    with tmp.open("w", newline="") as fh:
-        csv.writer(fh).writerows(rows[: n_rows + 1])
-    os.replace(tmp, path)
-
-
-def append_log_row(path: Path, row: Mapping[str, float]) -> None:
-    """Append ``row`` to the CSV log at ``path`` under its header. Columns the log lacks (a run resumed by a newer
-    version that logs more) are added to the header, NaN in the older rows (the log is rewritten, atomically); a
-    column of the header that ``row`` lacks is NaN in it. Cells never land under another column's name."""
-    if not path.exists():
-        with path.open("w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=list(row))
-            writer.writeheader()
-            writer.writerow(row)
-        return
-    with path.open(newline="") as fh:
-        header = next(csv.reader(fh), [])
-    added = [k for k in row if k not in header]
-    if added:
-        with path.open(newline="") as fh:
-            rows = list(csv.DictReader(fh))
-        header = [*header, *added]
-        tmp = path.with_suffix(".csv.tmp")
-        with tmp.open("w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=header, restval="nan")
-            writer.writeheader()
-            writer.writerows(rows)
-        os.replace(tmp, path)
-    with path.open("a", newline="") as fh:
-        csv.DictWriter(fh, fieldnames=header, restval="nan").writerow(row)
 
 
 def train(config: TrainConfig, designer: DesignerConfig | None = None, learner: LearnerConfig | None = None) -> Trainer:

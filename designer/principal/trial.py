@@ -34,8 +34,8 @@ from typing import TYPE_CHECKING, Any
 import gymnasium
 import numpy as np
 
+from designer.experiments.records import EvalResult, append_log_row
 from designer.experiments.runfolder import RunLock
-from designer.experiments.trainer import EvalResult, append_log_row
 from designer.principal.bandits import UCB, EpsilonGreedy, ThompsonSampling
 from designer.principal.base import Principal
 from designer.principal.bayes import OptunaPrincipal

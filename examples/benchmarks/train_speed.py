@@ -10,7 +10,9 @@ actor lr 2e-2, critic 4.4e-3, designer lr 1e-4 and critic 1.9e-4, output ``agent
 the paper's settings at B = 1 and B = 16; ``er1x5`` is ER(5,2) at B = 1 for 5 seeds: one by one on the
 sequential path (the reference) against the 5 seeds stacked (batched rollout of all 5 runs' episodes, one vmapped
 meta-step); ``gtb1`` and ``gtb8`` are Gather-Trade-Build with the task's paper settings (the MetaGrad tax
-designer, the paper's conv agents and tax network, 100-step episodes) at B = 1 and B = 8. Both paths run in the
+designer, the paper's conv agents and tax network, 100-step episodes) at B = 1 and B = 8, and ``gtb8cpu`` the
+same at B = 8 with the documented CPU setting's agents (``agent_net="cpu"``: flat network, no convolutions; the
+setting of ``examples/gtb_taxes.py --setting cpu``). Both paths run in the
 same process, one after the other, torch on one thread: a warm-up run, then training for about ``--seconds`` each
 (two one-episode evaluations included); the rate is training episodes per second (validation episodes count, as
 in the budget).
@@ -20,7 +22,8 @@ Beside each rate: the physical limit, the network FLOPs of one training episode 
 step, and one meta-step, which holds the inner update; per iteration of B episodes, divided by B) over the
 matmul throughput measured in the same run (a 512 x 512 float32 matmul); and the network limit: the wall time of
 those same network calls run back to back at the case's batch sizes (what the networks cost when nothing else
-runs; GTB's few-channel convolutions run far below the matmul rate). Then a short cProfile summary of the
+runs; GTB's few-channel convolutions run far below the matmul rate; for ``er1x5``, the stacked program's own
+calls: one forward and one vmapped meta-step for all 5 runs, per 5 episodes). Then a short cProfile summary of the
 batched path: where the remaining time goes. Writes the cases run into ``train_speed.json`` next to this script
 (the rows of other cases are kept, each row with the machine and load it was measured under).
 """
@@ -49,8 +52,8 @@ from designer.learners import inner_update
 from designer.tasks import make_task
 
 CASES = {"cleanup8": ("Cleanup 7x7", 8), "er1": ("ER(5,2)", 1), "er16": ("ER(5,2)", 16),
-         "er1x5": ("ER(5,2) x5 seeds", 1), "gtb1": ("GTB", 1), "gtb8": ("GTB", 8)}
-GTB = ("gtb1", "gtb8")
+         "er1x5": ("ER(5,2) x5 seeds", 1), "gtb1": ("GTB", 1), "gtb8": ("GTB", 8), "gtb8cpu": ("GTB, CPU agents", 8)}
+GTB = ("gtb1", "gtb8", "gtb8cpu")
 STACKED_SEEDS = 5
 Func = tuple[str, int, str]
 ROLLOUT = ("designer/batched_rollout.py", "collect")
@@ -64,7 +67,7 @@ PARTS = {  # label -> (file suffix, function), parts of the rollout (cumulative 
     "tax rates wrapper (with env and tax network)": ("wrappers/vector_tax.py", "step"),
 }
 ENV_FILES = {"cleanup8": "incentive_envs/ssd/vector.py", "gtb1": "incentive_envs/gtb/vector.py",
-             "gtb8": "incentive_envs/gtb/vector.py"}
+             "gtb8": "incentive_envs/gtb/vector.py", "gtb8cpu": "incentive_envs/gtb/vector.py"}
 
 
 def trainer(case: str, vectorized: bool, episodes: int, seed: int = 0) -> Trainer:
@@ -77,7 +80,8 @@ def trainer(case: str, vectorized: bool, episodes: int, seed: int = 0) -> Traine
         learner = replace(task.learner, lr=2e-2, critic_lr=4.4e-3, shared=False)
         return Trainer(TrainConfig(task="cleanup", **cfg), designer=designer, learner=learner, task=task)
     if case in GTB:
-        return Trainer(TrainConfig(task="gather_trade_build", **cfg))
+        net = {"agent_net": "cpu"} if case == "gtb8cpu" else {}
+        return Trainer(TrainConfig(task="gather_trade_build", task_kwargs=net, **cfg))
     return Trainer(TrainConfig(task="escape_room", task_kwargs={"n_agents": 5, "min_at_lever": 2}, **cfg))
 
 
@@ -125,21 +129,28 @@ def flops_per_episode(case: str) -> tuple[dict[str, float], float]:
     seconds the same network calls take per episode run back to back (no env, no Python around them): the
     network-bound limit at the batch sizes the case uses, whatever their throughput (convolutions on few
     channels run far below the matmul rate)."""
-    t = trainer(case, True, 3 * CASES[case][1])
-    t.train()
-    batch, learner, designer = t.pending, t.learner, t.designer
+    if case == "er1x5":  # the stacked program's own calls: one forward, one meta-step for all runs
+        stack = SeedStack([trainer(case, True, 3, seed) for seed in range(STACKED_SEEDS)])
+        for _ in range(3):
+            stack.iterate()
+        batch, learner, designer = stack.pending, stack.learner, stack.designer
+        runs = STACKED_SEEDS
+    else:
+        t = trainer(case, True, 3 * CASES[case][1])
+        t.train()
+        batch, learner, designer, runs = t.pending, t.learner, t.designer, 1
     assert batch is not None
-    steps = batch.actions.shape[1]  # lockstep steps the rollout ran (finished copies still go through the policy)
+    steps = batch.actions.shape[-2]  # lockstep steps the rollout ran (finished copies still go through the policy)
 
     def policy() -> None:
         with torch.no_grad():
-            learner.logits(learner.params, batch.obs[:, 0])
+            learner.logits(learner.params, batch.obs[:, :, 0] if runs > 1 else batch.obs[:, 0])
 
     if case in GTB:  # the tax network runs on the planner's states once per tax period
         calls = len(range(0, steps, t.task.schema.tax_period))
         inputs = batch.state[:, 0]
-    else:
-        calls, inputs = steps, batch.features[:, 0]
+    else:  # stacked: the runs' rows one after another, as the rollout feeds them
+        calls, inputs = steps, batch.features[..., 0, :].reshape(-1, batch.features.shape[-1])
 
     def incentive() -> None:
         with torch.no_grad():
@@ -153,7 +164,7 @@ def flops_per_episode(case: str) -> tuple[dict[str, float], float]:
     def meta() -> None:
         designer.iterate(learner, lambda params: (batch, []), batch)
 
-    b = batch.n_episodes
+    b = int(batch.actions.shape[:-2].numel())  # episodes of the iteration (of every stacked run)
     parts = {"rollout_policy": steps * _flops(policy) / b, "rollout_incentive": calls * _flops(incentive) / b,
              "inner_update": _flops(inner) / b, "meta_step_incl_inner": _flops(meta) / b}
     seconds = (steps * _seconds(policy) + calls * _seconds(incentive) + _seconds(meta, reps=1)) / b

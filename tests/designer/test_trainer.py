@@ -254,7 +254,7 @@ def test_dual_rl_subtracts_payments_unless_cost_is_none(cost: str):
 def test_log_gains_columns_a_resumed_run_adds_without_shifting_cells(tmp_path: Path):
     """A run resumed by a version that logs more columns: the header grows, older rows read NaN there, and no
     cell moves under another column's name (as it would if rows were appended under the old header)."""
-    from designer.experiments.trainer import append_log_row
+    from designer.experiments.records import append_log_row
 
     path = tmp_path / "log.csv"
     append_log_row(path, {"episode": 0, "welfare": 1.5})
