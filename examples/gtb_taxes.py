@@ -56,6 +56,7 @@ from designer import Trainer
 from designer.experiments.aggregate import (
     MetricSummary,
     TrialRecord,
+    bootstrap_ci,
     learning_curves,
     machine_info,
     spread,
@@ -101,6 +102,24 @@ def summary_of(values: list[float]) -> dict[str, Any]:
     """Mean, std (ddof 0, as :func:`spread`) and per-seed values, with the IQM and its 95% bootstrap interval."""
     stats = MetricSummary.of(values, reps=10_000, confidence=0.95, seed=0)
     return {**spread(values), "iqm": stats.iqm, "ci_low": stats.ci_low, "ci_high": stats.ci_high}
+
+
+def paired_against(method: str, designers: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """``method`` minus every other designer in equality x productivity, seed by seed (every designer's phase 2
+    starts from the same seed's phase-1 agents, so the seeds pair): the mean difference, its 95% bootstrap interval
+    and the number of seeds where ``method`` is higher."""
+    key, ours = "equality_times_productivity", designers[method]
+    mine = dict(zip(ours["seeds"], ours[key]["per_seed"]))
+    out = {}
+    for other, row in designers.items():
+        if other == method or "chosen" in row:  # the "best flat" row repeats a grid point
+            continue
+        diffs = np.array([mine[s] - v for s, v in zip(row["seeds"], row[key]["per_seed"]) if s in mine])
+        if diffs.size:
+            low, high = bootstrap_ci(diffs, lambda a: a.mean(1), reps=10_000, confidence=0.95, seed=0)
+            out[other] = {"mean": float(diffs.mean()), "ci_low": low, "ci_high": high, "per_seed": diffs.tolist(),
+                          "higher": int((diffs > 0).sum()), "seeds": int(diffs.size)}
+    return out
 
 
 def economy_curve(trial: TrialRecord, schema: GTBSchema) -> dict[str, list[float]] | None:
@@ -220,12 +239,18 @@ if __name__ == "__main__":  # the sweep's worker processes import this file with
         best = max(flat, key=lambda m: designers[m]["equality_times_productivity"]["mean"])
         designers["best flat"] = {**designers[best], "chosen": best}
         table.append(lines[best].replace(f"| {best} |", f"| best flat ({best}, chosen on these seeds) |", 1))
+    comparison = paired_against("MetaGrad", designers) if "MetaGrad" in designers else {}
+    if comparison:
+        table += ["", "| equality · productivity, paired by seed | mean difference [95% CI] | seeds where MetaGrad "
+                      "is higher |", "|---|---|---|"]
+        table += [f"| MetaGrad minus {m} | {c['mean']:+.1f} [{c['ci_low']:+.1f}, {c['ci_high']:+.1f}] | "
+                  f"{c['higher']} of {c['seeds']} |" for m, c in comparison.items()]
     wall = time.perf_counter() - start
     (out / "results.json").write_text(json.dumps({"args": vars(args), "wall_seconds": wall, "runs": results}))
     settings = {"learner": learner, "metagrad": metagrad, "phase1": PHASE1 if args.phase1_episodes else None,
                 "setting": setting}
     summary = {"args": vars(args), "settings": settings, "wall_minutes": wall / 60, "machine": machine_info(),
-               "designers": designers}
+               "designers": designers, "paired_against_MetaGrad": comparison}
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     (out / "results.md").write_text("\n".join(table) + "\n")
     print("\n".join(table) + f"\n\n{len(results)} runs, {args.episodes} episodes each, {wall / 60:.1f} min wall")

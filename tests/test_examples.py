@@ -99,7 +99,13 @@ def test_gtb_taxes_example(tmp_path: Path):
     assert by_method["US federal"]["schedule"][0] == pytest.approx([0.10, 0.12, 0.22, 0.24, 0.32, 0.35, 0.37])
 
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert set(summary) == {"args", "settings", "wall_minutes", "machine", "designers"}
+    assert set(summary) == {"args", "settings", "wall_minutes", "machine", "designers", "paired_against_MetaGrad"}
+    eqp_of = {m: row["equality_times_productivity"]["mean"] for m, row in summary["designers"].items()}
+    paired = summary["paired_against_MetaGrad"]  # one seed: the difference, its interval that difference
+    assert list(paired) == [m for m in methods if m != "MetaGrad"]
+    for method, c in paired.items():
+        assert c["mean"] == c["ci_low"] == c["ci_high"] == pytest.approx(eqp_of["MetaGrad"] - eqp_of[method])
+        assert c["seeds"] == 1 and c["higher"] == int(c["mean"] > 0)
     assert list(summary["designers"]) == methods and summary["settings"]["phase1"] is None
     for method, row in summary["designers"].items():
         keys = {"seconds_per_episode", "productivity", "equality", "equality_times_productivity", "mean_rates",
