@@ -1,9 +1,11 @@
 """Gather-Trade-Build trajectories are pinned: the engine's speed work must not change a single bit of play.
 
-The digests below were recorded with the plain-NumPy engine of commit 8b8abb0 (before the compiled kernels of
-issue #15). They hash every observation, reward, info value and designer state of long random episodes (1000
-steps, so orders expire, books fill, houses get built and taxes are enacted a hundred times) of the PettingZoo
-env and of a batch of three worlds. A rule change, a reordered floating-point sum or a different random draw
+The digests were first recorded with the plain-NumPy engine of commit 8b8abb0 (before the compiled kernels of
+issue #15) and recorded again, rewards hashed at float32 (``_stable``), on an AVX2 host with the engine unchanged
+(commit 32500f3's engine, which passed the full-precision digests where they were recorded). They hash every
+observation, reward, info value and designer state of long random episodes (1000 steps, so orders expire, books
+fill, houses get built and taxes are enacted a hundred times) of the PettingZoo env and of a batch of three
+worlds. A rule change, a reordered floating-point sum or a different random draw
 changes the digest; if a rule change is intended, record the new digests and say why in the commit.
 """
 
@@ -41,6 +43,14 @@ def _update(h: Any, *arrays: object) -> None:
         h.update(arr.tobytes())
 
 
+def _stable(rewards: object) -> np.ndarray:
+    """Rewards at float32 precision. They are differences of ``coin ** (1 - eta)``, and NumPy's float64 power takes
+    a vectorised path on AVX-512 hosts whose last bit differs from the scalar one elsewhere: hashed at full
+    precision, the digests held on the machine that recorded them and failed on an AVX2 host with the same code.
+    Everything else (observations, coin, taxes, metrics, state) is hashed bit for bit."""
+    return np.asarray(rewards, dtype=np.float64).astype(np.float32)
+
+
 def single_env_digest(seed: int) -> str:
     """sha256 of a 1000-step episode of the PettingZoo env (flat observations) under random rates and actions."""
     env = gtb_mod.parallel_env(max_cycles=STEPS)
@@ -55,7 +65,7 @@ def single_env_digest(seed: int) -> str:
         acts = {a: int(weighted_masked(infos[a]["action_mask"], rng)) for a in env.agents}
         obs, rewards, _, truncs, infos = env.step(acts)
         for a in env.possible_agents:
-            _update(h, obs[a], rewards[a], truncs[a])
+            _update(h, obs[a], _stable(rewards[a]), truncs[a])
             _update(h, *(infos[a][k] for k in PINNED_KEYS))
         if env.sim.timestep % 50 == 0:
             _update(h, env.state())
@@ -69,12 +79,12 @@ def batched_digest(seed: int) -> str:
     rng = np.random.default_rng(seed)
     out = sim.reset(seed=seed)
     h = hashlib.sha256()
-    _update(h, out.obs.spatial, out.obs.flat, out.obs.action_mask, out.reward, out.coin, out.income)
+    _update(h, out.obs.spatial, out.obs.flat, out.obs.action_mask, _stable(out.reward), out.coin, out.income)
     while not out.done:
         if sim.tax_cycle_position == 1:
             sim.set_tax_rates(rng.random((3, 7)))
         out = sim.step(weighted_masked(out.obs.action_mask, rng))
-        _update(h, out.obs.spatial, out.obs.flat, out.obs.action_mask, out.reward, out.coin, out.coin_pre_tax,
+        _update(h, out.obs.spatial, out.obs.flat, out.obs.action_mask, _stable(out.reward), out.coin, out.coin_pre_tax,
                 out.labour, out.income, out.tax_paid, out.lump_sum, out.marginal_rates, out.tax_enacted,
                 out.productivity, out.equality, out.done)
         if sim.timestep % 50 == 0:
@@ -83,11 +93,11 @@ def batched_digest(seed: int) -> str:
 
 
 SINGLE = {
-    0: "1ea1429d95bc70f16fdfed525a394d8ca19f3bd4902797c92021e849087c04c3",
-    1: "3ad10c33409091f311d45daf3c4b342bd9eff85bc5c38e1818b4963e754942a8",
+    0: "8bb6d5af67906955982d4452634764389f89418eae0a04f638bc67193cbb9291",
+    1: "ec925c22be25382fbfdcceafad49b2bc2b63e2bb0a8c67b423205da24c18100f",
 }
 BATCHED = {
-    2: "4474702dba36edb9f2ddf0252cf863ebdc320ee102cf2342356c47c0b9e60eb4",
+    2: "f2f55d5ad09824dd41a2e2fe0f09331c1227c950659a069ff43a3141518fc284",
 }
 
 
